@@ -1,0 +1,453 @@
+//! The JSON shapes of the Vault-compatible API, defined once.
+//!
+//! The server serialises these and the client deserialises them, so the two
+//! cannot drift apart. Field names and presence follow Vault/OpenBao exactly
+//! (see `VAULT_API.md`): clients such as hvac, vaultrs and External Secrets
+//! Operator read them. Deserialisation is lenient (missing fields default)
+//! so the client also works against Vault and OpenBao themselves.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The envelope around every JSON answer except the seal lifecycle ones.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    #[serde(default)]
+    pub request_id: String,
+    #[serde(default)]
+    pub lease_id: String,
+    #[serde(default)]
+    pub renewable: bool,
+    #[serde(default)]
+    pub lease_duration: u64,
+    pub data: Option<T>,
+    #[serde(default)]
+    pub wrap_info: Option<Value>,
+    #[serde(default)]
+    pub warnings: Option<Vec<String>>,
+    #[serde(default)]
+    pub auth: Option<Auth>,
+}
+
+/// The body of every error answer: `{"errors": ["..."]}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub errors: Vec<String>,
+}
+
+/// The `auth` object of a login or token-creation answer.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct Auth {
+    pub client_token: String,
+    pub accessor: String,
+    #[serde(default)]
+    pub policies: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_policies: Vec<String>,
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub lease_duration: u64,
+    #[serde(default)]
+    pub renewable: bool,
+    #[serde(default)]
+    pub entity_id: String,
+    #[serde(default)]
+    pub token_type: String,
+    #[serde(default)]
+    pub orphan: bool,
+    #[serde(default)]
+    pub mfa_requirement: Option<Value>,
+    #[serde(default)]
+    pub num_uses: u64,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("client_token", &"<redacted>")
+            .field("accessor", &self.accessor)
+            .field("policies", &self.policies)
+            .field("lease_duration", &self.lease_duration)
+            .field("renewable", &self.renewable)
+            .finish_non_exhaustive()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Seal lifecycle: raw JSON, no envelope.
+
+/// `GET /v1/sys/init`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InitStatus {
+    pub initialized: bool,
+}
+
+/// `PUT /v1/sys/init`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InitRequest {
+    #[serde(default)]
+    pub secret_shares: u32,
+    #[serde(default)]
+    pub secret_threshold: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pgp_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub root_token_pgp_key: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recovery_shares: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recovery_threshold: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The answer to `PUT /v1/sys/init`: the only time the unseal key shares and
+/// the root token are ever shown.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct InitResponse {
+    pub keys: Vec<String>,
+    pub keys_base64: Vec<String>,
+    pub root_token: String,
+}
+
+impl std::fmt::Debug for InitResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitResponse")
+            .field("keys", &format_args!("<{} redacted>", self.keys.len()))
+            .field("root_token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// `PUT /v1/sys/unseal`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct UnsealRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub reset: bool,
+    #[serde(default)]
+    pub migrate: bool,
+}
+
+impl std::fmt::Debug for UnsealRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnsealRequest")
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("reset", &self.reset)
+            .finish()
+    }
+}
+
+/// `GET /v1/sys/seal-status`, also the answer to each `PUT /v1/sys/unseal`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SealStatus {
+    #[serde(rename = "type")]
+    pub seal_type: String,
+    pub initialized: bool,
+    pub sealed: bool,
+    /// Threshold: how many shares unseal.
+    pub t: u32,
+    /// How many shares exist.
+    pub n: u32,
+    /// Shares entered so far in this unseal attempt.
+    pub progress: u32,
+    pub nonce: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub build_date: String,
+    #[serde(default)]
+    pub migration: bool,
+    #[serde(default)]
+    pub recovery_seal: bool,
+    #[serde(default)]
+    pub storage_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
+/// `GET /v1/sys/health` (the status code carries the state too).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Health {
+    pub initialized: bool,
+    pub sealed: bool,
+    pub standby: bool,
+    #[serde(default)]
+    pub performance_standby: bool,
+    #[serde(default)]
+    pub replication_performance_mode: String,
+    #[serde(default)]
+    pub replication_dr_mode: String,
+    #[serde(default)]
+    pub server_time_utc: i64,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_id: Option<String>,
+}
+
+/// `GET /v1/sys/leader`. Without HA only `ha_enabled: false` is sent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Leader {
+    pub ha_enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_self: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_cluster_address: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// sys: mounts and keyring (enveloped).
+
+/// The `config` of a mount as reported by `GET sys/mounts`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MountConfigOutput {
+    #[serde(default)]
+    pub default_lease_ttl: u64,
+    #[serde(default)]
+    pub force_no_cache: bool,
+    #[serde(default)]
+    pub max_lease_ttl: u64,
+}
+
+/// One entry of `GET sys/mounts` (keyed by path, e.g. `"secret/"`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MountOutput {
+    #[serde(rename = "type")]
+    pub mount_type: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub accessor: String,
+    #[serde(default)]
+    pub config: MountConfigOutput,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub local: bool,
+    #[serde(default)]
+    pub seal_wrap: bool,
+    #[serde(default)]
+    pub external_entropy_access: bool,
+    #[serde(default)]
+    pub plugin_version: String,
+    #[serde(default)]
+    pub running_plugin_version: String,
+    #[serde(default)]
+    pub running_sha256: String,
+    #[serde(default)]
+    pub uuid: String,
+}
+
+/// `GET sys/internal/ui/mounts/:path`: the mount that serves a path.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UiMount {
+    pub path: String,
+    #[serde(flatten)]
+    pub mount: MountOutput,
+}
+
+/// `POST sys/mounts/:path`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MountInput {
+    #[serde(rename = "type")]
+    pub mount_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+/// `GET sys/key-status`. `rewrap_pending` and `data_keys` are secretd's own:
+/// how many data keys are still wrapped by an older key term, of how many.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeyStatus {
+    pub term: u32,
+    pub install_time: String,
+    #[serde(default)]
+    pub encryptions: u64,
+    #[serde(default)]
+    pub rewrap_pending: u64,
+    #[serde(default)]
+    pub data_keys: u64,
+}
+
+// ---------------------------------------------------------------------------
+// Tokens.
+
+/// `GET auth/token/lookup-self` and friends.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TokenLookup {
+    pub accessor: String,
+    pub creation_time: i64,
+    pub creation_ttl: u64,
+    pub display_name: String,
+    #[serde(default)]
+    pub entity_id: String,
+    /// RFC 3339, or null for a token that never expires.
+    pub expire_time: Option<String>,
+    #[serde(default)]
+    pub explicit_max_ttl: u64,
+    /// The token itself; empty in a lookup by accessor. A lookup-self answer
+    /// echoes the caller's own token, as Vault does.
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub issue_time: String,
+    #[serde(default)]
+    pub meta: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub num_uses: u64,
+    #[serde(default)]
+    pub orphan: bool,
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub policies: Vec<String>,
+    #[serde(default)]
+    pub renewable: bool,
+    pub ttl: u64,
+    #[serde(rename = "type")]
+    pub token_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<u64>,
+}
+
+// ---------------------------------------------------------------------------
+// KV version 2.
+
+/// `data` of a `LIST` answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeyList {
+    pub keys: Vec<String>,
+}
+
+/// The metadata of one version, as returned with a read or a write.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvVersionMetadata {
+    pub created_time: String,
+    #[serde(default)]
+    pub custom_metadata: Option<BTreeMap<String, String>>,
+    /// Empty unless the version is (or is scheduled to be) deleted.
+    #[serde(default)]
+    pub deletion_time: String,
+    #[serde(default)]
+    pub destroyed: bool,
+    pub version: u64,
+}
+
+/// `data` of `GET :mount/data/:path`. `data` is null for a deleted or
+/// destroyed version, which is answered with status 404.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct KvData {
+    pub data: Option<Map<String, Value>>,
+    pub metadata: KvVersionMetadata,
+}
+
+impl std::fmt::Debug for KvData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvData")
+            .field(
+                "data",
+                &self
+                    .data
+                    .as_ref()
+                    .map(|d| format!("<{} keys redacted>", d.len())),
+            )
+            .field("metadata", &self.metadata)
+            .finish()
+    }
+}
+
+/// `options` of a KV write.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KvWriteOptions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cas: Option<u64>,
+}
+
+/// `POST :mount/data/:path`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct KvWrite {
+    pub data: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<KvWriteOptions>,
+}
+
+/// `GET :mount/config`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvConfig {
+    pub cas_required: bool,
+    pub delete_version_after: String,
+    pub max_versions: u32,
+}
+
+/// One version's entry in the metadata answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvVersionInfo {
+    pub created_time: String,
+    #[serde(default)]
+    pub deletion_time: String,
+    #[serde(default)]
+    pub destroyed: bool,
+}
+
+/// `GET :mount/metadata/:path`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvMetadata {
+    pub cas_required: bool,
+    pub created_time: String,
+    pub current_version: u64,
+    pub custom_metadata: Option<BTreeMap<String, String>>,
+    pub delete_version_after: String,
+    pub max_versions: u32,
+    pub oldest_version: u64,
+    pub updated_time: String,
+    /// Keyed by the version number as a string, as Vault does.
+    pub versions: BTreeMap<String, KvVersionInfo>,
+}
+
+/// `POST :mount/metadata/:path`. Absent fields are left as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KvMetadataWrite {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_versions: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cas_required: Option<bool>,
+    /// A Go duration string or seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_version_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_metadata: Option<BTreeMap<String, String>>,
+}
+
+/// Body of `delete/`, `undelete/` and `destroy/`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KvVersions {
+    pub versions: Vec<u64>,
+}
+
+/// `GET :mount/subkeys/:path`: the key structure without values (leaves
+/// are null).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KvSubkeys {
+    pub subkeys: Option<Value>,
+    pub metadata: KvVersionMetadata,
+}

@@ -1,0 +1,176 @@
+//! The request pipeline: `Request` → token → ACL → mount → backend →
+//! `Response`, and the server lifecycle around it (init, unseal, seal,
+//! background jobs).
+//!
+//! `core` owns the order of checks so that every backend gets them without
+//! writing them. It knows nothing of HTTP; the `http` layer translates.
+
+mod error;
+mod fields;
+pub mod mounts;
+pub mod path;
+mod request;
+mod seal;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::task::JoinHandle;
+
+pub use self::error::Error;
+pub use self::fields::Fields;
+pub use self::mounts::MountTable;
+pub use self::request::{ClientToken, Operation, Request, Response, ResponseStatus, to_object};
+pub use self::seal::{HealthState, SealSettings};
+use crate::auth::token;
+use crate::barrier::Barrier;
+use crate::engines::BackendRequest;
+use crate::policy::Acl;
+use crate::storage::Storage;
+
+/// How often each node re-reads the mount table from storage.
+const MOUNT_REFRESH: Duration = Duration::from_secs(5);
+/// How often the rewrap job looks for stale data keys without being asked.
+const REWRAP_INTERVAL: Duration = Duration::from_secs(30);
+/// Data keys rewrapped per transaction.
+const REWRAP_BATCH: u32 = 500;
+
+/// The server's state, shared by every request.
+pub struct Core {
+    storage: Storage,
+    barrier: Barrier,
+    mounts: ArcSwap<MountTable>,
+    seal_settings: SealSettings,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Core {
+    pub fn new(storage: Storage, seal_settings: SealSettings) -> Arc<Core> {
+        Arc::new(Core {
+            barrier: Barrier::new(storage.clone()),
+            storage,
+            mounts: ArcSwap::from_pointee(MountTable::default()),
+            seal_settings,
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    pub fn barrier(&self) -> &Barrier {
+        &self.barrier
+    }
+
+    pub fn mount_table(&self) -> Arc<MountTable> {
+        self.mounts.load_full()
+    }
+
+    /// Re-reads the mount table from storage.
+    pub async fn reload_mounts(&self) -> Result<(), Error> {
+        let records = self.storage.mounts().await?;
+        self.mounts.store(Arc::new(MountTable::build(records)));
+        Ok(())
+    }
+
+    /// Checks the seal configuration against storage, unseals a static
+    /// seal, and starts the background jobs.
+    pub async fn start(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.check_seal_config().await?;
+        self.auto_unseal().await?;
+        let core = Arc::clone(self);
+        let rewrap = tokio::spawn(async move { core.run_rewrap().await });
+        let core = Arc::clone(self);
+        let refresh = tokio::spawn(async move { core.run_mount_refresh().await });
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.extend([rewrap, refresh]);
+        }
+        Ok(())
+    }
+
+    /// Stops the background jobs (a batch in flight rolls back).
+    pub fn stop(&self) {
+        if let Ok(mut tasks) = self.tasks.lock() {
+            for task in tasks.drain(..) {
+                task.abort();
+            }
+        }
+    }
+
+    /// Handles one authenticated API request.
+    pub async fn handle(&self, req: Request) -> Result<Response, Error> {
+        path::validate(&req.path)?;
+        if self.barrier.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        let Some(client_token) = req.token.as_ref() else {
+            return Err(Error::PermissionDenied);
+        };
+        let entry = token::lookup(&self.storage, &self.barrier, client_token)
+            .await?
+            .ok_or(Error::PermissionDenied)?;
+        let acl = Acl::new(&entry.record.policies);
+        if !acl.allows(&req.path, req.operation) {
+            return Err(Error::PermissionDenied);
+        }
+        let table = self.mount_table();
+        let (mount, rest) = table.route(&req.path).ok_or(Error::UnsupportedPath)?;
+        let backend_req = BackendRequest {
+            operation: req.operation,
+            path: rest,
+            data: &req.data,
+            mount: &mount.record,
+            token: &entry,
+            request: &req,
+        };
+        mount.backend.handle(self, &backend_req).await
+    }
+
+    async fn run_mount_refresh(&self) {
+        let mut tick = tokio::time::interval(MOUNT_REFRESH);
+        loop {
+            tick.tick().await;
+            if self.barrier.is_sealed() {
+                continue;
+            }
+            if let Err(err) = self.reload_mounts().await {
+                tracing::warn!(error = %err, "could not refresh the mount table");
+            }
+        }
+    }
+
+    /// Rewraps data keys to the newest key term whenever a rotation or an
+    /// unseal asks for it, and every little while in case another node
+    /// rotated.
+    async fn run_rewrap(&self) {
+        loop {
+            let _ = tokio::time::timeout(REWRAP_INTERVAL, self.barrier.rewrap_wanted()).await;
+            if self.barrier.is_sealed() {
+                continue;
+            }
+            if let Err(err) = self.barrier.reload_keyring().await {
+                tracing::warn!(error = %err, "could not reload the keyring");
+                continue;
+            }
+            let mut total = 0u64;
+            loop {
+                match self.barrier.rewrap_batch(REWRAP_BATCH).await {
+                    Ok(0) => break,
+                    Ok(n) => total += n,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "rewrapping data keys failed; will retry");
+                        break;
+                    }
+                }
+            }
+            if total > 0 {
+                tracing::info!(
+                    rewrapped = total,
+                    "rewrapped data keys to the active key term"
+                );
+            }
+        }
+    }
+}

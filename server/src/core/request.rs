@@ -1,0 +1,114 @@
+//! What a request is once the HTTP layer has translated it, and what a
+//! handler answers.
+
+use std::net::SocketAddr;
+
+use secretd_client::wire;
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+/// Vault's logical operations. ACL capabilities map to them one to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Read,
+    /// POST or PUT; create-versus-update is the backend's existence check.
+    Write,
+    Patch,
+    Delete,
+    List,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Write => "update",
+            Operation::Patch => "patch",
+            Operation::Delete => "delete",
+            Operation::List => "list",
+        }
+    }
+}
+
+/// A client token as presented. Zeroized on drop, never printed.
+pub struct ClientToken(Zeroizing<String>);
+
+impl ClientToken {
+    pub fn new(token: String) -> Self {
+        ClientToken(Zeroizing::new(token))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClientToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientToken(<redacted>)")
+    }
+}
+
+/// One API request in domain terms.
+#[derive(Debug)]
+pub struct Request {
+    pub id: String,
+    pub operation: Operation,
+    /// The API path without `/v1/`, validated; a trailing `/` only on lists.
+    pub path: String,
+    /// The JSON body, or the query parameters of a GET, DELETE or LIST.
+    pub data: Map<String, Value>,
+    pub token: Option<ClientToken>,
+    pub remote_addr: Option<SocketAddr>,
+}
+
+/// How a response is to be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResponseStatus {
+    #[default]
+    Ok,
+    /// 404 with the full envelope (a deleted or destroyed KV version).
+    NotFound,
+}
+
+/// A handler's answer. Empty (no data, auth or warnings) becomes 204.
+#[derive(Debug, Default)]
+pub struct Response {
+    pub status: ResponseStatus,
+    pub data: Option<Map<String, Value>>,
+    pub auth: Option<wire::Auth>,
+    pub warnings: Vec<String>,
+}
+
+impl Response {
+    /// Nothing to say: 204.
+    pub fn empty() -> Self {
+        Response::default()
+    }
+
+    /// `data` from a value that serialises to a JSON object.
+    pub fn data(value: impl serde::Serialize) -> Self {
+        Response {
+            data: Some(to_object(value)),
+            ..Response::default()
+        }
+    }
+
+    pub fn with_warning(mut self, warning: impl Into<String>) -> Self {
+        self.warnings.push(warning.into());
+        self
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_none() && self.auth.is_none() && self.warnings.is_empty()
+    }
+}
+
+/// Serialises a wire struct into a JSON object. Our wire types are all
+/// structs or maps, so anything else is a bug that yields an empty object.
+pub fn to_object(value: impl serde::Serialize) -> Map<String, Value> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}

@@ -1,0 +1,178 @@
+//! HTTP: Vault's wire protocol in, `core` calls, Vault's wire protocol out.
+//!
+//! This layer only translates: method + path + headers + body become a
+//! `core::Request`, and a `core::Response` or `core::Error` becomes Vault's
+//! JSON envelope with the right status. Every path is handled by one
+//! fallback handler, because Vault clients send the non-standard `LIST`
+//! method that axum's method router does not know, and because which paths
+//! exist is decided by the mount table at run time.
+
+mod body;
+mod raw;
+mod respond;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, Request as HttpRequest, StatusCode, header};
+use axum::response::Response as HttpResponse;
+use percent_encoding::percent_decode_str;
+
+use crate::core::{ClientToken, Core, Error, Operation, Request};
+
+pub use self::respond::error_response;
+
+/// Limits on what a client may send.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body, in bytes (413 beyond).
+    pub max_request_size: usize,
+    /// Deepest JSON nesting accepted in a body (400 beyond).
+    pub max_json_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_size: 1024 * 1024,
+            max_json_depth: 64,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    core: Arc<Core>,
+    limits: Limits,
+}
+
+/// The whole API as an axum router. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so handlers know
+/// the client's address.
+pub fn router(core: Arc<Core>, limits: Limits) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(AppState { core, limits })
+}
+
+async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {
+    let remote_addr = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let (parts, body) = request.into_parts();
+    let Some(raw_path) = parts.uri.path().strip_prefix("/v1/") else {
+        return error_response(&Error::UnsupportedPath);
+    };
+    let path = match percent_decode_str(raw_path).decode_utf8() {
+        Ok(p) => p.into_owned(),
+        Err(_) => return error_response(&Error::invalid("the path is not valid UTF-8")),
+    };
+    let query = parts.uri.query().unwrap_or("");
+    if raw::is_lifecycle_path(&path) {
+        return raw::handle(&app, &parts.method, &path, query, body).await;
+    }
+    let body = match body::read(body, app.limits.max_request_size).await {
+        Ok(b) => b,
+        Err(err) => return error_response(&err),
+    };
+    let operation = match operation(&parts.method, query) {
+        Ok(op) => op,
+        Err(err) => return error_response(&err),
+    };
+    if operation == Operation::Patch
+        && let Err(err) = check_merge_patch(&parts.headers)
+    {
+        return error_response(&err);
+    }
+    let data = match operation {
+        Operation::Write | Operation::Patch => {
+            body::parse_json_object(&body, app.limits.max_json_depth)
+        }
+        Operation::Read | Operation::Delete | Operation::List => Ok(body::parse_query(query)),
+    };
+    let data = match data {
+        Ok(d) => d,
+        Err(err) => return error_response(&err),
+    };
+    let mut path = path;
+    if operation == Operation::List && !path.ends_with('/') {
+        path.push('/');
+    }
+    let request = Request {
+        id: uuid::Uuid::new_v4().to_string(),
+        operation,
+        path,
+        data,
+        token: client_token(&parts.headers),
+        remote_addr,
+    };
+    let request_id = request.id.clone();
+    let inject = respond::injects_data_at_top_level(&request.path);
+    match app.core.handle(request).await {
+        Ok(response) => respond::envelope(&request_id, response, inject),
+        Err(err) => error_response(&err),
+    }
+}
+
+/// GET is a read (a list with `?list=true`), POST and PUT are writes.
+fn operation(method: &Method, query: &str) -> Result<Operation, Error> {
+    match method.as_str() {
+        "GET" if body::query_flag(query, "list") => Ok(Operation::List),
+        "GET" => Ok(Operation::Read),
+        "POST" | "PUT" => Ok(Operation::Write),
+        "PATCH" => Ok(Operation::Patch),
+        "DELETE" => Ok(Operation::Delete),
+        "LIST" => Ok(Operation::List),
+        _ => Err(Error::UnsupportedOperation),
+    }
+}
+
+fn check_merge_patch(headers: &HeaderMap) -> Result<(), Error> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if media_type.eq_ignore_ascii_case("application/merge-patch+json") {
+        Ok(())
+    } else {
+        Err(Error::UnsupportedMediaType(format!(
+            "PATCH requires Content-Type of application/merge-patch+json, provided {content_type}"
+        )))
+    }
+}
+
+/// `X-Vault-Token`, or else `Authorization: Bearer`.
+fn client_token(headers: &HeaderMap) -> Option<ClientToken> {
+    let from_vault_header = headers
+        .get("x-vault-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let from_bearer = || {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    };
+    from_vault_header
+        .or_else(from_bearer)
+        .map(|t| ClientToken::new(t.to_owned()))
+}
+
+/// A status code from a number, if it is one.
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+#[cfg(test)]
+mod tests;

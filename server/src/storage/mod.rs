@@ -1,0 +1,497 @@
+//! Storage: the only place that speaks SQL.
+//!
+//! [`Storage`] is one API in domain terms with two implementations,
+//! SQLite (one node, embedded) and PostgreSQL (many nodes). Each method is
+//! one transaction named for its use. Values arrive and leave sealed by the
+//! barrier: storage never sees the plaintext of a secret.
+//!
+//! Both databases run the same SQL where the dialects agree (sqlx binds
+//! `$1`-style parameters on SQLite too); the statements live once in
+//! [`queries`] and are compiled against each driver there. Races are decided
+//! by the database: row locks on PostgreSQL, a single writer connection on
+//! SQLite, unique keys on both.
+
+mod postgres;
+mod queries;
+mod sqlite;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
+
+use std::time::Duration;
+
+pub use self::postgres::PostgresStorage;
+pub use self::sqlite::SqliteStorage;
+
+/// Versions a KV key keeps when neither its metadata nor its mount says.
+pub const DEFAULT_MAX_VERSIONS: u64 = 10;
+
+/// Unix time in nanoseconds, the unit of every timestamp we store.
+pub type UnixNanos = i64;
+
+/// Why a storage call failed, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A unique key said no: the thing already exists.
+    #[error("already exists: {0}")]
+    Conflict(&'static str),
+    /// The database cannot be reached or is not answering; try again later.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else; a bug or a broken database.
+    #[error("database error")]
+    Internal(#[source] sqlx::Error),
+    /// A stored row does not have the shape this version expects.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The storage URL or options are wrong.
+    #[error("{0}")]
+    Config(String),
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+impl From<sqlx::Error> for StorageError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StorageError::Conflict("a row with that key")
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StorageError::Unavailable(err),
+            sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
+                StorageError::Unavailable(err)
+            }
+            _ => StorageError::Internal(err),
+        }
+    }
+}
+
+/// Database error codes that mean "not now" rather than "never".
+fn is_transient(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        // SQLite: BUSY, LOCKED, IOERR, FULL, CANTOPEN, READONLY.
+        Some("5" | "6" | "10" | "13" | "14" | "8")
+        // PostgreSQL: connection exceptions, admin shutdown, cannot connect now,
+        // serialization failure, deadlock.
+        | Some("08000" | "08003" | "08006" | "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Records.
+
+/// How the server was initialised: written once by `sys/init`.
+#[derive(Clone)]
+pub struct BarrierRecord {
+    pub seal_type: String,
+    pub secret_shares: u32,
+    pub secret_threshold: u32,
+    /// The root key, sealed by the unseal key.
+    pub sealed_root_key: Vec<u8>,
+    /// The token-hashing key, sealed by the root key.
+    pub sealed_token_key: Vec<u8>,
+    pub cluster_id: String,
+    pub cluster_name: String,
+    pub initialized_at: UnixNanos,
+}
+
+/// One key-encryption key, sealed by the root key.
+#[derive(Clone)]
+pub struct KeyTermRecord {
+    pub term: u32,
+    pub sealed_key: Vec<u8>,
+    pub installed_at: UnixNanos,
+}
+
+/// A data key wrapped by the key-encryption key of `term`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataKeyRecord {
+    pub id: Vec<u8>,
+    pub term: u32,
+    pub wrapped: Vec<u8>,
+}
+
+/// A value sealed under its own data key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedBlob {
+    pub dek: DataKeyRecord,
+    pub ciphertext: Vec<u8>,
+}
+
+/// How many data keys exist and how many still wait to be rewrapped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DataKeyCounts {
+    pub total: u64,
+    pub on_term: u64,
+    pub below_term: u64,
+}
+
+/// Everything `sys/init` writes, in one transaction.
+pub struct InitRecord {
+    pub barrier: BarrierRecord,
+    pub first_term: KeyTermRecord,
+    pub root_token: TokenRecord,
+    pub mounts: Vec<MountRecord>,
+}
+
+/// Secret engines and auth methods share one table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountKind {
+    Secret,
+    Auth,
+}
+
+impl MountKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            MountKind::Secret => "secret",
+            MountKind::Auth => "auth",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "secret" => Ok(MountKind::Secret),
+            "auth" => Ok(MountKind::Auth),
+            other => Err(StorageError::Corrupt(format!(
+                "unknown mount kind {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A mounted engine. `options` and `config` are JSON objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountRecord {
+    pub uuid: String,
+    /// With a trailing slash: `secret/`.
+    pub path: String,
+    pub kind: MountKind,
+    pub mount_type: String,
+    pub description: String,
+    pub accessor: String,
+    pub options: String,
+    pub config: String,
+    pub created_at: UnixNanos,
+}
+
+/// A token, stored by the keyed hash of its value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub hash: Vec<u8>,
+    pub accessor: String,
+    pub parent: Option<Vec<u8>>,
+    pub policies: Vec<String>,
+    /// JSON object of string to string.
+    pub meta: String,
+    pub display_name: String,
+    pub num_uses: u64,
+    pub created_at: UnixNanos,
+    pub expire_at: Option<UnixNanos>,
+    pub creation_ttl: u64,
+    pub explicit_max_ttl: u64,
+    pub period: u64,
+    pub renewable: bool,
+    pub orphan: bool,
+    pub token_type: String,
+    pub path: String,
+}
+
+impl std::fmt::Debug for TokenRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenRecord")
+            .field("accessor", &self.accessor)
+            .field("policies", &self.policies)
+            .field("expire_at", &self.expire_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A KV mount's `config`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvConfigRecord {
+    pub max_versions: u32,
+    pub cas_required: bool,
+    /// Seconds; 0 = never.
+    pub delete_version_after: u64,
+}
+
+/// The settings that may live on a key's metadata.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvKeySettings {
+    pub max_versions: u32,
+    pub cas_required: bool,
+    pub delete_version_after: u64,
+}
+
+/// A write of a new version.
+pub struct KvWrite<'a> {
+    pub mount: &'a str,
+    pub path: &'a str,
+    /// The caller's check-and-set: only if the current version is `n`
+    /// (0 = the key must not exist). Also satisfies `cas_required`.
+    pub cas: Option<u64>,
+    /// The server's own optimistic check (a PATCH wrote what it read at
+    /// this version); a mismatch is [`KvWriteOutcome::Raced`], not a CAS
+    /// failure.
+    pub expect_version: Option<u64>,
+    pub now: UnixNanos,
+}
+
+/// What a KV write did.
+pub enum KvWriteOutcome<E> {
+    Written {
+        version: u64,
+        created_at: UnixNanos,
+        deletion_time: Option<UnixNanos>,
+        custom_metadata: Option<SealedBlob>,
+    },
+    CasMismatch,
+    CasRequired,
+    /// `expect_version` did not hold: another write came first.
+    Raced,
+    /// The caller's sealing function failed; nothing was written.
+    SealFailed(E),
+}
+
+/// One version as stored.
+#[derive(Clone)]
+pub struct KvVersionRecord {
+    pub version: u64,
+    pub created_at: UnixNanos,
+    pub deletion_time: Option<UnixNanos>,
+    pub destroyed: bool,
+    /// None once destroyed.
+    pub value: Option<SealedBlob>,
+}
+
+/// A version read together with the key's custom metadata.
+pub struct KvVersionRead {
+    pub current_version: u64,
+    pub custom_metadata: Option<SealedBlob>,
+    pub version: KvVersionRecord,
+}
+
+/// A key's metadata with every version it still has.
+pub struct KvMetadataRead {
+    pub current_version: u64,
+    pub oldest_version: u64,
+    pub settings: KvKeySettings,
+    pub custom_metadata: Option<SealedBlob>,
+    pub created_at: UnixNanos,
+    pub updated_at: UnixNanos,
+    /// Without their values.
+    pub versions: Vec<KvVersionRecord>,
+}
+
+/// A change to a key's metadata; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct KvMetadataUpdate {
+    pub max_versions: Option<u32>,
+    pub cas_required: Option<bool>,
+    pub delete_version_after: Option<u64>,
+    /// `Some(None)` clears the custom metadata.
+    pub custom_metadata: Option<Option<SealedBlob>>,
+}
+
+/// Which versions an operation applies to.
+#[derive(Debug, Clone, Copy)]
+pub enum KvVersions<'a> {
+    Latest,
+    These(&'a [u64]),
+}
+
+// ---------------------------------------------------------------------------
+// The storage handle.
+
+/// Options for opening storage.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            max_connections: 16,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The database behind a server: SQLite or PostgreSQL.
+#[derive(Clone)]
+pub enum Storage {
+    Sqlite(SqliteStorage),
+    Postgres(PostgresStorage),
+}
+
+impl Storage {
+    /// Opens the database named by `url` (`sqlite:///path/to.db` or
+    /// `postgres://...`) and runs its migrations.
+    pub async fn connect(url: &str, options: &StorageOptions) -> Result<Storage> {
+        if url.starts_with("sqlite:") {
+            Ok(Storage::Sqlite(SqliteStorage::connect(url, options).await?))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Storage::Postgres(
+                PostgresStorage::connect(url, options).await?,
+            ))
+        } else {
+            Err(StorageError::Config(
+                "storage url must start with sqlite:// or postgres://".to_owned(),
+            ))
+        }
+    }
+
+    /// `sqlite` or `postgresql`, as `sys/seal-status` reports it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Storage::Sqlite(_) => "sqlite",
+            Storage::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// Closes every connection, waiting for in-flight queries.
+    pub async fn close(&self) {
+        match self {
+            Storage::Sqlite(s) => s.close().await,
+            Storage::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// Forwards each method to the implementation behind the enum.
+macro_rules! delegate {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty;
+    )*) => {
+        impl Storage {$(
+            $(#[$doc])*
+            pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                match self {
+                    Storage::Sqlite(s) => s.$name($($arg),*).await,
+                    Storage::Postgres(s) => s.$name($($arg),*).await,
+                }
+            }
+        )*}
+    };
+}
+
+impl Storage {
+    /// Writes the next version of a key. `seal` is called once, inside the
+    /// transaction, with the version number the value will have, so the
+    /// barrier can bind the ciphertext to it.
+    pub async fn kv_write<F, E>(&self, write: &KvWrite<'_>, seal: F) -> Result<KvWriteOutcome<E>>
+    where
+        F: Fn(u64) -> Result<SealedBlob, E> + Send + Sync,
+        E: Send,
+    {
+        match self {
+            Storage::Sqlite(s) => s.kv_write(write, seal).await,
+            Storage::Postgres(s) => s.kv_write(write, seal).await,
+        }
+    }
+}
+
+delegate! {
+    /// The initialisation record, or `None` before `sys/init`.
+    fn barrier_record(&self) -> Result<Option<BarrierRecord>>;
+    /// Writes everything `sys/init` creates; `Conflict` if already done.
+    fn initialize(&self, init: &InitRecord) -> Result<()>;
+    /// Every key-encryption key term, oldest first.
+    fn key_terms(&self) -> Result<Vec<KeyTermRecord>>;
+    /// Adds a key term; `Conflict` if the term exists (another node won).
+    fn add_key_term(&self, term: &KeyTermRecord) -> Result<()>;
+    /// Up to `limit` data keys wrapped by a term older than `term`.
+    fn data_keys_below_term(&self, term: u32, limit: u32) -> Result<Vec<DataKeyRecord>>;
+    /// Replaces wrapped data keys, each only if still wrapped by its old term.
+    fn rewrap_data_keys(&self, rewrapped: &[(DataKeyRecord, u32)]) -> Result<u64>;
+    /// Counts data keys in all, on `term`, and below it.
+    fn data_key_counts(&self, term: u32) -> Result<DataKeyCounts>;
+
+    /// Every mount, secret engines and auth methods.
+    fn mounts(&self) -> Result<Vec<MountRecord>>;
+    /// Adds a mount; `Conflict` if the path or accessor is taken.
+    fn create_mount(&self, mount: &MountRecord) -> Result<()>;
+    /// Removes a mount and everything stored under it.
+    fn delete_mount(&self, uuid: &str) -> Result<()>;
+
+    /// Stores a new token.
+    fn create_token(&self, token: &TokenRecord) -> Result<()>;
+    /// The token with this hash.
+    fn token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
+
+    /// A KV mount's config, if it was ever written.
+    fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>>;
+    /// Replaces a KV mount's config.
+    fn set_kv_config(&self, mount: &str, config: &KvConfigRecord) -> Result<()>;
+    /// One version (0 = the current one) with the key's custom metadata.
+    fn kv_read(&self, mount: &str, path: &str, version: u64) -> Result<Option<KvVersionRead>>;
+    /// A key's metadata and versions.
+    fn kv_metadata(&self, mount: &str, path: &str) -> Result<Option<KvMetadataRead>>;
+    /// Creates or changes a key's metadata without writing a version.
+    fn kv_update_metadata(&self, mount: &str, path: &str, update: &KvMetadataUpdate, now: UnixNanos) -> Result<()>;
+    /// Soft-deletes versions that are live (or only scheduled for deletion).
+    fn kv_delete_versions(&self, mount: &str, path: &str, versions: KvVersions<'_>, now: UnixNanos) -> Result<()>;
+    /// Clears the deletion of versions that are not destroyed.
+    fn kv_undelete_versions(&self, mount: &str, path: &str, versions: &[u64]) -> Result<()>;
+    /// Destroys versions: their data keys and ciphertexts are deleted.
+    fn kv_destroy_versions(&self, mount: &str, path: &str, versions: &[u64]) -> Result<()>;
+    /// Deletes a key with all its versions and metadata.
+    fn kv_delete_key(&self, mount: &str, path: &str) -> Result<()>;
+    /// Names directly under `prefix` (sub-directories end in `/`), in byte
+    /// order, after the name `after`, at most `limit` of them (0 = all).
+    fn kv_list(&self, mount: &str, prefix: &str, after: &str, limit: u32) -> Result<Vec<String>>;
+}
+
+/// The smallest string greater than every string that starts with
+/// `prefix`, for range scans; `None` when there is none.
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // Skip the surrogate gap, which no `char` can hold.
+        let next = match last as u32 + 1 {
+            0xD800 => 0xE000,
+            n => n,
+        };
+        if let Some(next) = char::from_u32(next) {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+fn to_i64(n: u64, what: &'static str) -> Result<i64> {
+    i64::try_from(n).map_err(|_| StorageError::Corrupt(format!("{what} out of range")))
+}
+
+fn to_u64(n: i64, what: &'static str) -> Result<u64> {
+    u64::try_from(n).map_err(|_| StorageError::Corrupt(format!("{what} is negative")))
+}
+
+fn to_u32(n: i64, what: &'static str) -> Result<u32> {
+    u32::try_from(n).map_err(|_| StorageError::Corrupt(format!("{what} out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bound_covers_the_prefix() {
+        assert_eq!(prefix_upper_bound("app/").as_deref(), Some("app0"));
+        assert_eq!(prefix_upper_bound("a").as_deref(), Some("b"));
+        assert_eq!(prefix_upper_bound(""), None);
+        let b = prefix_upper_bound("x/").unwrap();
+        assert!("x/zzz\u{10FFFF}".as_bytes() < b.as_bytes());
+        assert!("x0".as_bytes() >= b.as_bytes());
+    }
+}

@@ -1,0 +1,66 @@
+//! PostgreSQL: any number of nodes on one database.
+//!
+//! Transactions run at READ COMMITTED; writes that race lock the row they
+//! change (`FOR UPDATE`), so concurrent writers to one key queue up and the
+//! database decides each check-and-set.
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
+
+use super::StorageOptions;
+
+type Db = sqlx::Postgres;
+
+mod dialect {
+    /// Locks the key's metadata row for the rest of the transaction.
+    pub const LOCK_KV_METADATA: &str = "SELECT m.current_version, m.oldest_version, \
+        m.max_versions, m.cas_required, m.delete_version_after, m.created_at, m.updated_at, \
+        m.custom_dek, m.custom_metadata, cdk.term AS custom_term, cdk.wrapped AS custom_wrapped, \
+        c.max_versions AS config_max_versions, c.cas_required AS config_cas_required, \
+        c.delete_version_after AS config_delete_version_after \
+        FROM kv_metadata m LEFT JOIN data_keys cdk ON cdk.id = m.custom_dek \
+        LEFT JOIN kv_config c ON c.mount_uuid = m.mount_uuid \
+        WHERE m.mount_uuid = $1 AND m.path = $2 FOR UPDATE OF m";
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Storage in a PostgreSQL database.
+#[derive(Clone)]
+pub struct PostgresStorage {
+    pool: PgPool,
+}
+
+impl PostgresStorage {
+    /// Connects to a `postgres://` URL and migrates the database.
+    pub async fn connect(url: &str, options: &StorageOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| StorageError::Config(format!("invalid postgres url: {e}")))?
+            .application_name("secretd");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(2))
+            .acquire_timeout(options.connect_timeout)
+            .connect_with(connect)
+            .await?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StorageError::Config(format!("migrating the postgres database: {e}")))?;
+        Ok(PostgresStorage { pool })
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+super::queries::impl_queries!(PostgresStorage);
