@@ -570,6 +570,9 @@ impl Barrier {
 }
 
 #[cfg(test)]
+mod storage_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,1 +1,614 @@
+//! The storage conformance suite: what every [`Storage`] implementation
+//! must do, run against SQLite always and PostgreSQL when configured.
+//!
+//! Values here are opaque bytes: storage never sees plaintext, so the
+//! suite needs no barrier.
 
+#![allow(clippy::unwrap_used)] // test support: a failed step should fail the test
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::*;
+
+const MOUNT: &str = "11111111-1111-1111-1111-111111111111";
+
+/// Runs a test body on SQLite and, when configured, on PostgreSQL.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! storage_conformance_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let db = $crate::storage::testing::TestDatabase::sqlite();
+                    let storage = db.open().await;
+                    $crate::storage::conformance::$name(&storage).await;
+                    storage.close().await;
+                    db.remove().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(db) = $crate::storage::testing::TestDatabase::postgres().await else {
+                        return;
+                    };
+                    let storage = db.open().await;
+                    $crate::storage::conformance::$name(&storage).await;
+                    storage.close().await;
+                    db.remove().await;
+                }
+            )*
+        }
+    };
+}
+
+fn blob(tag: &str) -> SealedBlob {
+    let mut id = vec![0u8; 16];
+    crate::barrier::fill_random(&mut id).unwrap();
+    SealedBlob {
+        dek: DataKeyRecord {
+            id,
+            term: 1,
+            wrapped: format!("wrapped:{tag}").into_bytes(),
+        },
+        ciphertext: format!("sealed:{tag}").into_bytes(),
+    }
+}
+
+fn write(path: &str, cas: Option<u64>, now: UnixNanos) -> KvWrite<'_> {
+    KvWrite {
+        mount: MOUNT,
+        path,
+        cas,
+        expect_version: None,
+        now,
+    }
+}
+
+/// Writes one version whose ciphertext names its version; panics unless written.
+async fn put(s: &Storage, path: &str, cas: Option<u64>) -> u64 {
+    let outcome = s
+        .kv_write(&write(path, cas, 1_000), |v| {
+            Ok::<_, ()>(blob(&format!("{path}@{v}")))
+        })
+        .await
+        .unwrap();
+    match outcome {
+        KvWriteOutcome::Written { version, .. } => version,
+        _ => panic!("write of {path} was refused"),
+    }
+}
+
+async fn total_data_keys(s: &Storage) -> u64 {
+    s.data_key_counts(1).await.unwrap().total
+}
+
+fn init_record() -> InitRecord {
+    InitRecord {
+        barrier: BarrierRecord {
+            seal_type: "shamir".into(),
+            secret_shares: 5,
+            secret_threshold: 3,
+            sealed_root_key: b"root".to_vec(),
+            sealed_token_key: b"token".to_vec(),
+            cluster_id: "cid".into(),
+            cluster_name: "cname".into(),
+            initialized_at: 42,
+        },
+        first_term: KeyTermRecord {
+            term: 1,
+            sealed_key: b"kek1".to_vec(),
+            installed_at: 42,
+        },
+        root_token: crate::auth::token::root_token_record(b"hash".to_vec(), "acc".into(), 42),
+        mounts: vec![crate::core::mounts::kv_v2_record("secret/", "kv").unwrap()],
+    }
+}
+
+pub async fn initializes_exactly_once(s: &Storage) {
+    assert!(s.barrier_record().await.unwrap().is_none());
+    s.initialize(&init_record()).await.unwrap();
+    let stored = s.barrier_record().await.unwrap().unwrap();
+    assert_eq!(stored.secret_threshold, 3);
+    assert_eq!(stored.sealed_root_key, b"root");
+    assert!(matches!(
+        s.initialize(&init_record()).await,
+        Err(StorageError::Conflict(_))
+    ));
+    let terms = s.key_terms().await.unwrap();
+    assert_eq!(terms.len(), 1);
+    assert_eq!(terms[0].sealed_key, b"kek1");
+    let token = s.token(b"hash").await.unwrap().unwrap();
+    assert_eq!(token.policies, vec!["root"]);
+    assert_eq!(token.expire_at, None);
+    assert!(s.token(b"other").await.unwrap().is_none());
+    assert_eq!(s.mounts().await.unwrap().len(), 1);
+}
+
+pub async fn key_terms_are_unique_and_ordered(s: &Storage) {
+    s.initialize(&init_record()).await.unwrap();
+    let t2 = KeyTermRecord {
+        term: 2,
+        sealed_key: b"kek2".to_vec(),
+        installed_at: 50,
+    };
+    s.add_key_term(&t2).await.unwrap();
+    assert!(matches!(
+        s.add_key_term(&t2).await,
+        Err(StorageError::Conflict(_))
+    ));
+    let terms: Vec<u32> = s
+        .key_terms()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.term)
+        .collect();
+    assert_eq!(terms, vec![1, 2]);
+}
+
+pub async fn rewrap_is_conditional_on_the_old_term(s: &Storage) {
+    put(s, "a", None).await;
+    put(s, "b", None).await;
+    let stale = s.data_keys_below_term(2, 10).await.unwrap();
+    assert_eq!(stale.len(), 2);
+    let mut first = stale[0].clone();
+    first.term = 2;
+    first.wrapped = b"rewrapped".to_vec();
+    assert_eq!(s.rewrap_data_keys(&[(first.clone(), 1)]).await.unwrap(), 1);
+    // A second rewrap from term 1 finds it already moved.
+    assert_eq!(s.rewrap_data_keys(&[(first, 1)]).await.unwrap(), 0);
+    let counts = s.data_key_counts(2).await.unwrap();
+    assert_eq!((counts.total, counts.on_term, counts.below_term), (2, 1, 1));
+    assert_eq!(s.data_keys_below_term(2, 10).await.unwrap().len(), 1);
+}
+
+pub async fn mounts_are_unique_and_deletion_removes_their_data(s: &Storage) {
+    let mut m = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
+    m.uuid = MOUNT.to_owned();
+    s.create_mount(&m).await.unwrap();
+    let mut same_path = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
+    same_path.accessor = "other".into();
+    assert!(matches!(
+        s.create_mount(&same_path).await,
+        Err(StorageError::Conflict(_))
+    ));
+    put(s, "x", None).await;
+    let meta = KvMetadataUpdate {
+        custom_metadata: Some(Some(blob("custom"))),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "x", &meta, 5).await.unwrap();
+    s.set_kv_config(
+        MOUNT,
+        &KvConfigRecord {
+            max_versions: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(total_data_keys(s).await, 2);
+    s.delete_mount(MOUNT).await.unwrap();
+    assert!(s.mounts().await.unwrap().is_empty());
+    assert!(s.kv_read(MOUNT, "x", 0).await.unwrap().is_none());
+    assert!(s.kv_config(MOUNT).await.unwrap().is_none());
+    assert_eq!(total_data_keys(s).await, 0);
+}
+
+pub async fn tokens_round_trip(s: &Storage) {
+    let mut t = crate::auth::token::root_token_record(vec![1, 2, 3], "accessor1".into(), 7);
+    t.policies = vec!["default".into(), "dev".into()];
+    t.expire_at = Some(99);
+    t.meta = r#"{"role":"x"}"#.into();
+    s.create_token(&t).await.unwrap();
+    assert_eq!(s.token(&[1, 2, 3]).await.unwrap().unwrap(), t);
+    let mut dup = t.clone();
+    dup.hash = vec![9];
+    assert!(matches!(
+        s.create_token(&dup).await,
+        Err(StorageError::Conflict(_))
+    ));
+}
+
+pub async fn versions_count_up_and_read_back(s: &Storage) {
+    assert_eq!(put(s, "app/db", None).await, 1);
+    assert_eq!(put(s, "app/db", None).await, 2);
+    let latest = s.kv_read(MOUNT, "app/db", 0).await.unwrap().unwrap();
+    assert_eq!(latest.current_version, 2);
+    assert_eq!(latest.version.version, 2);
+    assert_eq!(latest.version.value.unwrap().ciphertext, b"sealed:app/db@2");
+    let first = s.kv_read(MOUNT, "app/db", 1).await.unwrap().unwrap();
+    assert_eq!(first.version.value.unwrap().ciphertext, b"sealed:app/db@1");
+    assert!(s.kv_read(MOUNT, "app/db", 3).await.unwrap().is_none());
+    assert!(s.kv_read(MOUNT, "missing", 0).await.unwrap().is_none());
+    assert!(
+        s.kv_read("other-mount", "app/db", 0)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn check_and_set_is_enforced(s: &Storage) {
+    assert_eq!(put(s, "k", Some(0)).await, 1);
+    let mismatch = s
+        .kv_write(&write("k", Some(0), 1), |_| Ok::<_, ()>(blob("x")))
+        .await
+        .unwrap();
+    assert!(matches!(mismatch, KvWriteOutcome::CasMismatch));
+    assert_eq!(put(s, "k", Some(1)).await, 2);
+    let stale = s
+        .kv_write(&write("k", Some(1), 1), |_| Ok::<_, ()>(blob("x")))
+        .await
+        .unwrap();
+    assert!(matches!(stale, KvWriteOutcome::CasMismatch));
+    // A refused first write leaves no key behind.
+    let refused = s
+        .kv_write(&write("new", Some(3), 1), |_| Ok::<_, ()>(blob("x")))
+        .await
+        .unwrap();
+    assert!(matches!(refused, KvWriteOutcome::CasMismatch));
+    assert!(s.kv_metadata(MOUNT, "new").await.unwrap().is_none());
+    assert_eq!(total_data_keys(s).await, 2);
+}
+
+pub async fn cas_can_be_required_by_mount_or_key(s: &Storage) {
+    s.set_kv_config(
+        MOUNT,
+        &KvConfigRecord {
+            cas_required: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let required = s
+        .kv_write(&write("k", None, 1), |_| Ok::<_, ()>(blob("x")))
+        .await
+        .unwrap();
+    assert!(matches!(required, KvWriteOutcome::CasRequired));
+    assert_eq!(put(s, "k", Some(0)).await, 1);
+    s.set_kv_config(MOUNT, &KvConfigRecord::default())
+        .await
+        .unwrap();
+    assert_eq!(put(s, "k", None).await, 2);
+    let update = KvMetadataUpdate {
+        cas_required: Some(true),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "k", &update, 2).await.unwrap();
+    let required = s
+        .kv_write(&write("k", None, 1), |_| Ok::<_, ()>(blob("x")))
+        .await
+        .unwrap();
+    assert!(matches!(required, KvWriteOutcome::CasRequired));
+}
+
+pub async fn expected_version_detects_a_race(s: &Storage) {
+    put(s, "k", None).await;
+    put(s, "k", None).await;
+    let w = KvWrite {
+        expect_version: Some(1),
+        ..write("k", None, 1)
+    };
+    let raced = s.kv_write(&w, |_| Ok::<_, ()>(blob("x"))).await.unwrap();
+    assert!(matches!(raced, KvWriteOutcome::Raced));
+    let w = KvWrite {
+        expect_version: Some(2),
+        ..write("k", None, 1)
+    };
+    let ok = s.kv_write(&w, |_| Ok::<_, ()>(blob("x"))).await.unwrap();
+    assert!(matches!(ok, KvWriteOutcome::Written { version: 3, .. }));
+}
+
+pub async fn a_failed_seal_writes_nothing(s: &Storage) {
+    let failed = s
+        .kv_write(&write("k", None, 1), |_| Err::<SealedBlob, _>("no keys"))
+        .await
+        .unwrap();
+    assert!(matches!(failed, KvWriteOutcome::SealFailed("no keys")));
+    assert!(s.kv_metadata(MOUNT, "k").await.unwrap().is_none());
+    assert_eq!(total_data_keys(s).await, 0);
+}
+
+pub async fn old_versions_are_pruned_with_their_keys(s: &Storage) {
+    s.set_kv_config(
+        MOUNT,
+        &KvConfigRecord {
+            max_versions: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for _ in 0..5 {
+        put(s, "k", None).await;
+    }
+    let meta = s.kv_metadata(MOUNT, "k").await.unwrap().unwrap();
+    let versions: Vec<u64> = meta.versions.iter().map(|v| v.version).collect();
+    assert_eq!(versions, vec![3, 4, 5]);
+    assert_eq!((meta.current_version, meta.oldest_version), (5, 3));
+    assert_eq!(total_data_keys(s).await, 3);
+    // The key's own setting wins when larger (Vault keeps max(meta, mount)).
+    let update = KvMetadataUpdate {
+        max_versions: Some(4),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "k", &update, 2).await.unwrap();
+    for _ in 0..3 {
+        put(s, "k", None).await;
+    }
+    let meta = s.kv_metadata(MOUNT, "k").await.unwrap().unwrap();
+    assert_eq!(meta.versions.len(), 4);
+    assert_eq!(meta.oldest_version, 5);
+}
+
+pub async fn ten_versions_are_kept_by_default(s: &Storage) {
+    for _ in 0..12 {
+        put(s, "k", None).await;
+    }
+    let meta = s.kv_metadata(MOUNT, "k").await.unwrap().unwrap();
+    assert_eq!(meta.versions.len(), DEFAULT_MAX_VERSIONS as usize);
+    assert_eq!(meta.oldest_version, 3);
+}
+
+pub async fn delete_version_after_schedules_deletion(s: &Storage) {
+    s.set_kv_config(
+        MOUNT,
+        &KvConfigRecord {
+            delete_version_after: 60,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let outcome = s
+        .kv_write(&write("k", None, 1_000), |_| Ok::<_, ()>(blob("x")))
+        .await
+        .unwrap();
+    let KvWriteOutcome::Written { deletion_time, .. } = outcome else {
+        panic!("not written")
+    };
+    assert_eq!(deletion_time, Some(1_000 + 60_000_000_000));
+    let update = KvMetadataUpdate {
+        delete_version_after: Some(5),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "k", &update, 2).await.unwrap();
+    let outcome = s
+        .kv_write(&write("k", None, 1_000), |_| Ok::<_, ()>(blob("x")))
+        .await
+        .unwrap();
+    let KvWriteOutcome::Written { deletion_time, .. } = outcome else {
+        panic!("not written")
+    };
+    assert_eq!(deletion_time, Some(1_000 + 5_000_000_000));
+}
+
+pub async fn soft_delete_undelete_and_destroy(s: &Storage) {
+    for _ in 0..3 {
+        put(s, "k", None).await;
+    }
+    s.kv_delete_versions(MOUNT, "k", KvVersions::Latest, 500)
+        .await
+        .unwrap();
+    let v3 = s.kv_read(MOUNT, "k", 3).await.unwrap().unwrap().version;
+    assert_eq!(v3.deletion_time, Some(500));
+    // Deleting again keeps the first deletion time.
+    s.kv_delete_versions(MOUNT, "k", KvVersions::Latest, 900)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.kv_read(MOUNT, "k", 3)
+            .await
+            .unwrap()
+            .unwrap()
+            .version
+            .deletion_time,
+        Some(500)
+    );
+    s.kv_delete_versions(MOUNT, "k", KvVersions::These(&[1]), 600)
+        .await
+        .unwrap();
+    s.kv_undelete_versions(MOUNT, "k", &[1, 3]).await.unwrap();
+    assert_eq!(
+        s.kv_read(MOUNT, "k", 1)
+            .await
+            .unwrap()
+            .unwrap()
+            .version
+            .deletion_time,
+        None
+    );
+    assert_eq!(
+        s.kv_read(MOUNT, "k", 3)
+            .await
+            .unwrap()
+            .unwrap()
+            .version
+            .deletion_time,
+        None
+    );
+    assert_eq!(total_data_keys(s).await, 3);
+    s.kv_destroy_versions(MOUNT, "k", &[2]).await.unwrap();
+    let v2 = s.kv_read(MOUNT, "k", 2).await.unwrap().unwrap().version;
+    assert!(v2.destroyed);
+    assert!(v2.value.is_none());
+    assert_eq!(total_data_keys(s).await, 2);
+    // A destroyed version cannot be undeleted or deleted back to life.
+    s.kv_undelete_versions(MOUNT, "k", &[2]).await.unwrap();
+    s.kv_delete_versions(MOUNT, "k", KvVersions::These(&[2]), 700)
+        .await
+        .unwrap();
+    let v2 = s.kv_read(MOUNT, "k", 2).await.unwrap().unwrap().version;
+    assert!(v2.destroyed && v2.deletion_time.is_none());
+    // Unknown versions and keys are no-ops.
+    s.kv_destroy_versions(MOUNT, "k", &[99]).await.unwrap();
+    s.kv_delete_versions(MOUNT, "nope", KvVersions::Latest, 1)
+        .await
+        .unwrap();
+}
+
+pub async fn metadata_updates_only_what_is_given(s: &Storage) {
+    let update = KvMetadataUpdate {
+        max_versions: Some(7),
+        custom_metadata: Some(Some(blob("c1"))),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "k", &update, 10).await.unwrap();
+    let meta = s.kv_metadata(MOUNT, "k").await.unwrap().unwrap();
+    assert_eq!(meta.current_version, 0);
+    assert_eq!(meta.settings.max_versions, 7);
+    assert_eq!(meta.custom_metadata.unwrap().ciphertext, b"sealed:c1");
+    let update = KvMetadataUpdate {
+        cas_required: Some(true),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "k", &update, 20).await.unwrap();
+    let meta = s.kv_metadata(MOUNT, "k").await.unwrap().unwrap();
+    assert_eq!(
+        (meta.settings.max_versions, meta.settings.cas_required),
+        (7, true)
+    );
+    assert_eq!((meta.created_at, meta.updated_at), (10, 20));
+    assert!(meta.custom_metadata.is_some());
+    // Replacing the custom metadata shreds the old data key.
+    let update = KvMetadataUpdate {
+        custom_metadata: Some(Some(blob("c2"))),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "k", &update, 30).await.unwrap();
+    assert_eq!(total_data_keys(s).await, 1);
+    let update = KvMetadataUpdate {
+        custom_metadata: Some(None),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "k", &update, 40).await.unwrap();
+    assert!(
+        s.kv_metadata(MOUNT, "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .custom_metadata
+            .is_none()
+    );
+    assert_eq!(total_data_keys(s).await, 0);
+    // Reads of a version carry the key's custom metadata.
+    let update = KvMetadataUpdate {
+        custom_metadata: Some(Some(blob("c3"))),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "k", &update, 50).await.unwrap();
+    put(s, "k", Some(0)).await; // cas_required was set above
+    let read = s.kv_read(MOUNT, "k", 0).await.unwrap().unwrap();
+    assert_eq!(read.custom_metadata.unwrap().ciphertext, b"sealed:c3");
+}
+
+pub async fn deleting_a_key_removes_everything(s: &Storage) {
+    put(s, "k", None).await;
+    put(s, "k", None).await;
+    put(s, "keep", None).await;
+    let update = KvMetadataUpdate {
+        custom_metadata: Some(Some(blob("c"))),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "k", &update, 1).await.unwrap();
+    s.kv_delete_key(MOUNT, "k").await.unwrap();
+    assert!(s.kv_metadata(MOUNT, "k").await.unwrap().is_none());
+    assert!(s.kv_read(MOUNT, "k", 1).await.unwrap().is_none());
+    assert_eq!(total_data_keys(s).await, 1);
+    // A new key at the same path starts again at version 1.
+    assert_eq!(put(s, "k", None).await, 1);
+}
+
+pub async fn listing_folds_directories(s: &Storage) {
+    for path in [
+        "a",
+        "app/db",
+        "app/web/x",
+        "app/web/y",
+        "apple",
+        "app2/z",
+        "b/c",
+        "app/zz",
+    ] {
+        put(s, path, None).await;
+    }
+    let list = |prefix: &'static str, after: &'static str, limit: u32| async move {
+        s.kv_list(MOUNT, prefix, after, limit).await.unwrap()
+    };
+    assert_eq!(
+        list("", "", 0).await,
+        vec!["a", "app/", "app2/", "apple", "b/"]
+    );
+    assert_eq!(list("app/", "", 0).await, vec!["db", "web/", "zz"]);
+    assert_eq!(list("app/web/", "", 0).await, vec!["x", "y"]);
+    assert!(list("nothing/", "", 0).await.is_empty());
+    assert_eq!(list("", "", 2).await, vec!["a", "app/"]);
+    assert_eq!(list("", "app/", 2).await, vec!["app2/", "apple"]);
+    assert_eq!(list("app/", "db", 0).await, vec!["web/", "zz"]);
+    assert!(s.kv_list("other", "", "", 0).await.unwrap().is_empty());
+}
+
+pub async fn listing_pages_through_large_directories(s: &Storage) {
+    let n = queries::LIST_BATCH as usize + 5;
+    for i in 0..n {
+        put(s, &format!("d/{i:05}"), None).await;
+    }
+    put(s, "d/sub/x", None).await;
+    let all = s.kv_list(MOUNT, "d/", "", 0).await.unwrap();
+    assert_eq!(all.len(), n + 1);
+    assert_eq!(all.last().map(String::as_str), Some("sub/"));
+}
+
+pub async fn concurrent_writers_get_distinct_versions(s: &Storage) {
+    let s = Arc::new(s.clone());
+    let writers: Vec<_> = (0..16)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { put(&s, "hot", None).await })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for w in writers {
+        versions.push(w.await.unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=16).collect::<Vec<_>>());
+}
+
+pub async fn concurrent_cas_writers_have_one_winner_per_version(s: &Storage) {
+    let s = Arc::new(s.clone());
+    for round in 0..4u64 {
+        let wins = Arc::new(AtomicU64::new(0));
+        let writers: Vec<_> = (0..8)
+            .map(|_| {
+                let (s, wins) = (s.clone(), wins.clone());
+                tokio::spawn(async move {
+                    let outcome = s
+                        .kv_write(&write("cas", Some(round), 1), |_| Ok::<_, ()>(blob("x")))
+                        .await
+                        .unwrap();
+                    match outcome {
+                        KvWriteOutcome::Written { version, .. } => {
+                            assert_eq!(version, round + 1);
+                            wins.fetch_add(1, Ordering::SeqCst);
+                        }
+                        KvWriteOutcome::CasMismatch => {}
+                        _ => panic!("unexpected outcome"),
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        assert_eq!(wins.load(Ordering::SeqCst), 1, "round {round}");
+    }
+}

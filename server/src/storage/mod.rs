@@ -17,6 +17,8 @@ mod sqlite;
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use std::time::Duration;
 
@@ -479,6 +481,32 @@ fn to_u64(n: i64, what: &'static str) -> Result<u64> {
 
 fn to_u32(n: i64, what: &'static str) -> Result<u32> {
     u32::try_from(n).map_err(|_| StorageError::Corrupt(format!("{what} out of range")))
+}
+
+#[cfg(test)]
+mod conformance_tests {
+    crate::storage_conformance_tests!(
+        initializes_exactly_once,
+        key_terms_are_unique_and_ordered,
+        rewrap_is_conditional_on_the_old_term,
+        mounts_are_unique_and_deletion_removes_their_data,
+        tokens_round_trip,
+        versions_count_up_and_read_back,
+        check_and_set_is_enforced,
+        cas_can_be_required_by_mount_or_key,
+        expected_version_detects_a_race,
+        a_failed_seal_writes_nothing,
+        old_versions_are_pruned_with_their_keys,
+        ten_versions_are_kept_by_default,
+        delete_version_after_schedules_deletion,
+        soft_delete_undelete_and_destroy,
+        metadata_updates_only_what_is_given,
+        deleting_a_key_removes_everything,
+        listing_folds_directories,
+        listing_pages_through_large_directories,
+        concurrent_writers_get_distinct_versions,
+        concurrent_cas_writers_have_one_winner_per_version,
+    );
 }
 
 #[cfg(test)]
