@@ -1,1 +1,320 @@
+//! The end-to-end harness: starts real `secretd` processes on ephemeral
+//! ports (on SQLite or PostgreSQL), runs `secretctl`, and cleans up.
+//!
+//! Binaries are found next to the test executable (`target/<profile>/`);
+//! `cargo test --workspace` and `cargo nextest run --workspace` build them.
+#![allow(clippy::unwrap_used)] // test support: a failed step fails the test
+#![forbid(unsafe_code)]
 
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+pub use secretd::storage::testing::TestDatabase;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+impl Db {
+    /// A fresh database of this kind; `None` when PostgreSQL is not
+    /// configured (and not required).
+    pub async fn create(self) -> Option<TestDatabase> {
+        match self {
+            Db::Sqlite => Some(TestDatabase::sqlite()),
+            Db::Postgres => TestDatabase::postgres().await,
+        }
+    }
+}
+
+/// Runs an async test body once per database: `fn name(db: Db)`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name($crate::Db::Sqlite).await } )*
+        }
+        mod postgres {
+            $( #[tokio::test(flavor = "multi_thread")] async fn $name() { super::$name($crate::Db::Postgres).await } )*
+        }
+    };
+}
+
+/// Installs ring as rustls's process-wide provider for clients (such as
+/// vaultrs) that need one. The server and our client pick ring themselves.
+pub fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// A binary of this workspace, built beside the test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let mut dir = exe.parent().unwrap().to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace)",
+        path.display()
+    );
+    path
+}
+
+/// A running `secretd` process.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Everything the server printed to stdout before it started serving.
+    pub banner: String,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// `secretd server --dev` on an ephemeral loopback port.
+    pub fn dev(storage_url: &str, root_token: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(binary("secretd"));
+        cmd.args(["server", "--dev", "--dev-listen-address", "127.0.0.1:0"])
+            .args([
+                "--dev-storage",
+                storage_url,
+                "--dev-root-token-id",
+                root_token,
+            ]);
+        Server::spawn(cmd, dir)
+    }
+
+    /// `secretd server --config FILE` with this TOML, listening on an
+    /// ephemeral loopback port with plain HTTP.
+    pub fn with_config(storage_url: &str, extra_toml: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n\n\
+             [storage]\nurl = \"{storage_url}\"\n\n{extra_toml}\n"
+        );
+        let path = dir.path().join("secretd.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut cmd = Command::new(binary("secretd"));
+        cmd.arg("server").arg("--config").arg(&path);
+        Server::spawn(cmd, dir)
+    }
+
+    fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Server {
+        let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut child = cmd
+            .env_remove("RUST_LOG")
+            .env("RUST_LOG", "secretd=debug,info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        match wait_for_listening(stdout) {
+            Ok((url, banner)) => Server {
+                child: Some(child),
+                url,
+                banner,
+                dir,
+            },
+            Err(err) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                panic!(
+                    "secretd did not start ({err}; exit {status:?}). stderr:\n{}",
+                    std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
+                );
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// The server's log so far (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        signal(child.id(), "TERM");
+        wait_with_timeout(&mut child, Duration::from_secs(30))
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends a signal by name to a process.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("secretd did not exit within {timeout:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads stdout until `secretd listening on URL`; the rest of stdout is
+/// drained on a thread so the server never blocks writing to it.
+fn wait_for_listening(stdout: ChildStdout) -> Result<(String, String), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut banner = String::new();
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !sent {
+                if let Some(url) = line.strip_prefix("secretd listening on ") {
+                    let _ = tx.send(Ok((url.trim().to_owned(), banner.clone())));
+                    sent = true;
+                } else {
+                    banner.push_str(&line);
+                    banner.push('\n');
+                }
+            }
+        }
+        if !sent {
+            let _ = tx.send(Err(format!(
+                "stdout closed before listening; printed:\n{banner}"
+            )));
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .map_err(|_| "no 'listening' line within 30 s".to_owned())?
+}
+
+/// Runs `secretctl` against `url` with `token` (may be empty).
+pub fn secretctl(url: &str, token: &str, args: &[&str]) -> Output {
+    secretctl_with_stdin(url, token, args, None)
+}
+
+/// Runs `secretctl` with `stdin` as its standard input.
+pub fn secretctl_with_stdin(url: &str, token: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(binary("secretctl"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SECRETD_ADDR", url)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if !token.is_empty() {
+        cmd.env("SECRETD_TOKEN", token);
+    }
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Stdout of a `secretctl` run that must succeed.
+pub fn ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "secretctl failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The SQLite database file behind a `sqlite://` URL.
+pub fn sqlite_file(url: &str) -> &Path {
+    Path::new(url.strip_prefix("sqlite://").unwrap())
+}
+
+/// A bare HTTP client for the API, for tests that look below the client
+/// library (status codes, raw bodies).
+pub struct Api {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Api {
+    pub fn new(url: &str, token: &str) -> Api {
+        install_crypto_provider();
+        Api {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+            token: token.to_owned(),
+        }
+    }
+
+    /// Sends a request; returns the status and the JSON body (null if none).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self
+            .http
+            .request(method, format!("{}/v1/{path}", self.url))
+            .header("X-Vault-Token", &self.token);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
