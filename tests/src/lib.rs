@@ -154,6 +154,12 @@ impl Server {
         wait_with_timeout(&mut child, Duration::from_secs(30))
     }
 
+    /// Waits for the process to exit after a signal was sent with [`signal`].
+    pub fn stop_after_signal(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        wait_with_timeout(&mut child, Duration::from_secs(30))
+    }
+
     /// SIGKILL: no chance to clean up.
     pub fn kill(mut self) {
         let mut child = self.child.take().unwrap();
@@ -301,6 +307,18 @@ impl Api {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
+        self.try_call(method, path, body)
+            .await
+            .unwrap_or_else(|| panic!("{method} {path}: no answer from the server"))
+    }
+
+    /// Like [`Api::call`], but `None` when the connection fails.
+    pub async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Option<(u16, serde_json::Value)> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self
             .http
@@ -309,12 +327,10 @@ impl Api {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        let resp = req.send().await.unwrap();
+        let resp = req.send().await.ok()?;
         let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-        )
+        let bytes = resp.bytes().await.ok()?;
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Some((status, json))
     }
 }
