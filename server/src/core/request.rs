@@ -49,8 +49,8 @@ impl std::fmt::Debug for ClientToken {
     }
 }
 
-/// One API request in domain terms.
-#[derive(Debug)]
+/// One API request in domain terms. Its `Debug` shows the parameter
+/// names, never their values (they are secrets).
 pub struct Request {
     pub id: String,
     pub operation: Operation,
@@ -60,6 +60,19 @@ pub struct Request {
     pub data: Map<String, Value>,
     pub token: Option<ClientToken>,
     pub remote_addr: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("operation", &self.operation)
+            .field("path", &self.path)
+            .field("data_keys", &self.data.keys().collect::<Vec<_>>())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("remote_addr", &self.remote_addr)
+            .finish()
+    }
 }
 
 /// How a response is to be sent.
@@ -72,12 +85,27 @@ pub enum ResponseStatus {
 }
 
 /// A handler's answer. Empty (no data, auth or warnings) becomes 204.
-#[derive(Debug, Default)]
+/// Its `Debug` shows the shape, never the data.
+#[derive(Default)]
 pub struct Response {
     pub status: ResponseStatus,
     pub data: Option<Map<String, Value>>,
     pub auth: Option<wire::Auth>,
     pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field(
+                "data_keys",
+                &self.data.as_ref().map(|d| d.keys().collect::<Vec<_>>()),
+            )
+            .field("auth", &self.auth)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
 impl Response {
@@ -110,5 +138,38 @@ pub fn to_object(value: impl serde::Serialize) -> Map<String, Value> {
     match serde_json::to_value(value) {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn debug_output_never_shows_values_or_tokens() {
+        let Value::Object(data) = json!({"password": "hunter2"}) else {
+            unreachable!()
+        };
+        let req = Request {
+            id: "r1".into(),
+            operation: Operation::Write,
+            path: "secret/data/x".into(),
+            data: data.clone(),
+            token: Some(ClientToken::new("hvs.supersecret".into())),
+            remote_addr: None,
+        };
+        let printed = format!("{req:?}");
+        assert!(
+            printed.contains("password") && !printed.contains("hunter2"),
+            "{printed}"
+        );
+        assert!(!printed.contains("supersecret"), "{printed}");
+        let resp = Response {
+            data: Some(data),
+            ..Response::default()
+        };
+        let printed = format!("{resp:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
     }
 }

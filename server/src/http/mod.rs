@@ -79,6 +79,11 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
         Ok(b) => b,
         Err(err) => return error_response(&err),
     };
+    if wants_wrapping(&parts.headers) {
+        return error_response(&Error::invalid(
+            "response wrapping (X-Vault-Wrap-TTL) is not supported by secretd",
+        ));
+    }
     let operation = match operation(&parts.method, query) {
         Ok(op) => op,
         Err(err) => return error_response(&err),
@@ -144,6 +149,16 @@ fn check_merge_patch(headers: &HeaderMap) -> Result<(), Error> {
             "PATCH requires Content-Type of application/merge-patch+json, provided {content_type}"
         )))
     }
+}
+
+/// Whether the client asked for a wrapped response, which we do not do:
+/// answering unwrapped instead would hand the secret to whoever expected
+/// only a wrapping token.
+fn wants_wrapping(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-vault-wrap-ttl")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.trim().is_empty())
 }
 
 /// `X-Vault-Token`, or else `Authorization: Bearer`.

@@ -584,6 +584,19 @@ async fn bad_input_gets_clear_4xx_answers() {
             assert!(!errors(&r).is_empty(), "{method} {path}: no error message");
         }
     }
+    let r = app
+        .send(
+            "GET",
+            "/v1/secret/data/x",
+            None,
+            &[("X-Vault-Token", ROOT), ("X-Vault-Wrap-TTL", "5m")],
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "wrapping is refused, not silently skipped"
+    );
     let long = format!("/v1/secret/data/{}", "a".repeat(2000));
     let r = app.root("GET", &long, None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
