@@ -451,3 +451,17 @@ pub struct KvSubkeys {
     pub subkeys: Option<Value>,
     pub metadata: KvVersionMetadata,
 }
+
+/// `POST :mount/config`. Absent fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvConfigWrite {
+    /// How many versions to keep (0: the default of 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_versions: Option<u32>,
+    /// Whether every write must carry `options.cas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cas_required: Option<bool>,
+    /// A Go duration string or seconds; `"0s"` keeps versions forever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_version_after: Option<String>,
+}

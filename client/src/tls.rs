@@ -1,0 +1,106 @@
+//! The TLS configuration: rustls with the `ring` provider, passed to
+//! reqwest ready-made, so nothing depends on a process-wide default
+//! provider being installed.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+
+use crate::Error;
+
+/// Which certificates to trust.
+pub(crate) enum Roots<'a> {
+    /// Only the certificates in this PEM file (like `VAULT_CACERT`).
+    CaFile(&'a Path),
+    /// The operating system's trust store.
+    System,
+    /// Nothing: for plain-HTTP addresses, where TLS is never used.
+    None,
+}
+
+/// A rustls client configuration trusting `roots`, offering HTTP/2 and
+/// HTTP/1.1.
+pub(crate) fn client_config(roots: Roots<'_>) -> Result<rustls::ClientConfig, Error> {
+    let store = match roots {
+        Roots::CaFile(path) => ca_file_roots(path)?,
+        Roots::System => system_roots()?,
+        Roots::None => RootCertStore::empty(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn ca_file_roots(path: &Path) -> Result<RootCertStore, Error> {
+    let shown = path.display();
+    let file =
+        File::open(path).map_err(|e| Error::Config(format!("cannot open CA file {shown}: {e}")))?;
+    let mut store = RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut BufReader::new(file)) {
+        let cert = cert.map_err(|e| Error::Config(format!("cannot read CA file {shown}: {e}")))?;
+        store
+            .add(cert)
+            .map_err(|e| Error::Config(format!("bad certificate in CA file {shown}: {e}")))?;
+    }
+    if store.is_empty() {
+        return Err(Error::Config(format!(
+            "CA file {shown} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
+        )));
+    }
+    Ok(store)
+}
+
+fn system_roots() -> Result<RootCertStore, Error> {
+    let loaded = rustls_native_certs::load_native_certs();
+    let mut store = RootCertStore::empty();
+    store.add_parsable_certificates(loaded.certs);
+    if store.is_empty() {
+        let why = loaded
+            .errors
+            .first()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        return Err(Error::Config(format!(
+            "found no trusted root certificates on this system{why}; \
+             set a CA file (SECRETD_CACERT) to trust the server"
+        )));
+    }
+    Ok(store)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_file_without_certificates_is_refused_with_its_name() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "not a certificate").unwrap();
+        let err = client_config(Roots::CaFile(file.path())).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("holds no PEM certificate"), "{msg}");
+        assert!(msg.contains(&file.path().display().to_string()), "{msg}");
+    }
+
+    #[test]
+    fn a_missing_file_is_a_config_error() {
+        let err = client_config(Roots::CaFile(Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        assert!(matches!(err, Error::Config(_)));
+        assert!(err.to_string().contains("/nonexistent/ca.pem"));
+    }
+
+    #[test]
+    fn plain_http_needs_no_roots() {
+        let config = client_config(Roots::None).unwrap();
+        assert_eq!(config.alpn_protocols.len(), 2);
+    }
+}
