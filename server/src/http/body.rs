@@ -30,6 +30,8 @@ pub fn parse_json_object(body: &[u8], max_depth: usize) -> Result<Map<String, Va
     }
     match value {
         Value::Object(map) => Ok(map),
+        // `vault write -f` sends a literal null: Vault reads it as no data.
+        Value::Null => Ok(Map::new()),
         _ => Err(Error::invalid(
             "failed to decode JSON input: the body must be a JSON object",
         )),
@@ -79,6 +81,7 @@ mod tests {
     fn empty_body_is_an_empty_object() {
         assert!(parse_json_object(b"", 8).unwrap().is_empty());
         assert!(parse_json_object(b"  \n", 8).unwrap().is_empty());
+        assert!(parse_json_object(b"null", 8).unwrap().is_empty());
     }
 
     #[test]
