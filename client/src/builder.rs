@@ -143,6 +143,9 @@ impl ClientBuilder {
 /// or fragment. The path (if any) is kept without its trailing slash.
 pub(crate) fn parse_address(address: &str) -> Result<Url, Error> {
     let bad = |why: &str| Error::Config(format!("bad server address {address:?}: {why}"));
+    if !address.contains("://") {
+        return Err(bad("give the scheme too, e.g. https://127.0.0.1:8200"));
+    }
     let url = Url::parse(address.trim()).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("the scheme must be http or https"));
@@ -265,6 +268,7 @@ mod tests {
     fn addresses_are_checked() {
         for bad in [
             "127.0.0.1:8200",
+            "localhost:8200",
             "ftp://host",
             "http://",
             "http://host/?x=1",

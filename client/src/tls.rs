@@ -98,6 +98,29 @@ mod tests {
         assert!(err.to_string().contains("/nonexistent/ca.pem"));
     }
 
+    /// A throwaway self-signed CA certificate (public part only).
+    const TEST_CA_PEM: &str = "-----BEGIN CERTIFICATE-----\n\
+MIIBeDCCAR+gAwIBAgIUOPvEL9exee7AqIv6EJfIA2QoFCEwCgYIKoZIzj0EAwIw\n\
+EjEQMA4GA1UEAwwHdGVzdC1jYTAeFw0yNjExMjMyMDAxMDFaFw0yNjExMjUyMDAx\n\
+MDFaMBIxEDAOBgNVBAMMB3Rlc3QtY2EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n\
+AAQTPWtFR/v6x2kycbGMEr09y65YneKwLYnNfO7lKkce2kwhOHmWr0NQ6GehrxCO\n\
+wVSWvmD6GU3bEIwcn5vwK783o1MwUTAdBgNVHQ4EFgQU9CxRikDxzVFQE6bVWvPa\n\
+ZV7OwKAwHwYDVR0jBBgwFoAU9CxRikDxzVFQE6bVWvPaZV7OwKAwDwYDVR0TAQH/\n\
+BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiApS/b4eDLN9RNHGIUNNOTADFE8nwjN\n\
+D6Wsc/TmTfN8OQIgTUh0X/TVZq9ZGqDSQGGy7jSBbEKZlOn3jmx4AiGKQ3M=\n\
+-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn a_ca_file_with_a_certificate_is_trusted() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(TEST_CA_PEM.as_bytes()).unwrap();
+        let config = client_config(Roots::CaFile(file.path())).unwrap();
+        assert_eq!(
+            config.alpn_protocols,
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
+
     #[test]
     fn plain_http_needs_no_roots() {
         let config = client_config(Roots::None).unwrap();
