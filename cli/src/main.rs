@@ -1,1 +1,171 @@
-fn main() {}
+//! `secretctl`: the command-line client of secretd (and of the
+//! Vault-compatible API subset it speaks).
+//!
+//! This file holds the command line (clap), the dispatch, and the exit
+//! code policy; each group of commands lives in its own module.
+#![forbid(unsafe_code)]
+
+mod args;
+mod cli;
+mod kv;
+mod mounts;
+mod operator;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use secretd_client::{Client, ClientBuilder};
+
+use crate::cli::{Cli, Command, Global};
+use crate::output::Report;
+
+/// Exit code: success.
+const EXIT_OK: u8 = 0;
+/// Exit code: a local error (bad usage, unreadable file, bad config).
+const EXIT_LOCAL: u8 = 1;
+/// Exit code: the server answered with an error or could not be reached.
+const EXIT_REMOTE: u8 = 2;
+
+/// A failed command: the exit code and one line for stderr.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    /// A local error (exit 1).
+    pub fn local(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_LOCAL,
+            message: message.into(),
+        }
+    }
+
+    /// Wraps a client error with what we were doing. Configuration and
+    /// input errors are local (exit 1); everything the server said, or the
+    /// failure to reach it, is remote (exit 2).
+    pub fn client(doing: impl std::fmt::Display, err: secretd_client::Error) -> Failure {
+        let code = match err {
+            secretd_client::Error::Config(_) | secretd_client::Error::InvalidInput(_) => EXIT_LOCAL,
+            _ => EXIT_REMOTE,
+        };
+        Failure {
+            code,
+            message: format!("{doing}: {err}"),
+        }
+    }
+}
+
+/// Shorthand for turning client results into [`Failure`]s.
+pub trait Doing<T> {
+    /// Labels the error with what was being done.
+    fn doing(self, what: impl std::fmt::Display) -> Result<T, Failure>;
+}
+
+impl<T> Doing<T> for Result<T, secretd_client::Error> {
+    fn doing(self, what: impl std::fmt::Display) -> Result<T, Failure> {
+        self.map_err(|err| Failure::client(what, err))
+    }
+}
+
+/// What every command gets: the client and how to print.
+pub struct Ctx {
+    /// The configured client.
+    pub client: Client,
+    /// Global output options.
+    pub global: Global,
+}
+
+impl Ctx {
+    /// Prints `report` to stdout in the chosen format.
+    pub fn print(&self, report: &Report) -> Result<(), Failure> {
+        let text = report
+            .render(self.global.format, self.global.field.as_deref())
+            .map_err(Failure::local)?;
+        print!("{text}");
+        Ok(())
+    }
+
+    /// Prints a success line (table format only, not with `--field`).
+    pub fn success(&self, message: &str) {
+        if self.global.format == output::Format::Table && self.global.field.is_none() {
+            println!("{message}");
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // --help and --version print to stdout and succeed; usage
+            // errors exit 1 (not clap's 2, which means a remote error here).
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() {
+                EXIT_LOCAL
+            } else {
+                EXIT_OK
+            });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("Error: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_LOCAL);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("Error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8, Failure> {
+    let client = build_client(&cli.global)?;
+    let ctx = Ctx {
+        client,
+        global: cli.global,
+    };
+    match cli.command {
+        Command::Put(a) => kv::put(&ctx, a).await,
+        Command::Get(a) => kv::get(&ctx, a).await,
+        Command::Patch(a) => kv::patch(&ctx, a).await,
+        Command::List(a) => kv::list(&ctx, a).await,
+        Command::Delete(a) => kv::delete(&ctx, a).await,
+        Command::Undelete(a) => kv::undelete(&ctx, a).await,
+        Command::Destroy(a) => kv::destroy(&ctx, a).await,
+        Command::Metadata(m) => kv::metadata(&ctx, m).await,
+        Command::Operator(o) => operator::run(&ctx, o).await,
+        Command::Status => operator::status(&ctx).await,
+        Command::Secrets(s) => mounts::run(&ctx, s).await,
+        Command::Token(t) => mounts::token(&ctx, t).await,
+    }
+}
+
+/// The client from the environment (SECRETD_* then VAULT_*), overridden
+/// by the flags.
+fn build_client(global: &Global) -> Result<Client, Failure> {
+    let mut builder = ClientBuilder::from_env();
+    let given = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(address) = given(&global.address) {
+        builder = builder.address(address);
+    }
+    if let Some(token) = global.token.as_ref().filter(|t| !t.is_empty()) {
+        builder = builder.token(token.as_str());
+    }
+    if let Some(ca) = given(&global.ca_cert) {
+        builder = builder.ca_cert_file(ca);
+    }
+    builder
+        .build()
+        .map_err(|err| Failure::local(err.to_string()))
+}

@@ -1,0 +1,318 @@
+//! The command line, as clap derive types.
+
+use clap::{Args, Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use crate::output::Format;
+
+const LONG_ABOUT: &str =
+    "secretctl talks to a secretd server (or to Vault/OpenBao, for the same API
+subset): read and write KV version 2 secrets, initialise, unseal and seal the
+server, rotate its keys, manage secrets engines.
+
+KV paths are MOUNT/PATH, as with `vault kv`: secret/app/db is the key app/db in
+the engine mounted at secret/.
+
+The server, token and CA file come from the flags, else from SECRETD_ADDR,
+SECRETD_TOKEN and SECRETD_CACERT, else from VAULT_ADDR, VAULT_TOKEN and
+VAULT_CACERT. The default address is https://127.0.0.1:8200.
+
+Exit codes:
+  0  success
+  1  local error: bad usage or flags, unreadable file, bad configuration
+  2  remote error: the server answered with an error (not found, permission
+     denied, sealed, ...) or could not be reached
+  Also 2: `get` of a deleted or destroyed version, `list` with no keys,
+  `status` of a sealed server (where any error exits 1, as `vault status`).";
+
+/// secretctl: command-line client for secretd.
+#[derive(Parser)]
+#[command(name = "secretctl", version, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every command; they may come before or after it.
+#[derive(Args)]
+pub struct Global {
+    /// The server's address (else VAULT_ADDR; default https://127.0.0.1:8200).
+    #[arg(long, global = true, env = "SECRETD_ADDR", value_name = "URL")]
+    pub address: Option<String>,
+    /// The token to authenticate with (else VAULT_TOKEN).
+    #[arg(
+        long,
+        global = true,
+        env = "SECRETD_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        value_parser = parse_secret
+    )]
+    pub token: Option<Zeroizing<String>>,
+    /// A PEM file of CA certificates to trust instead of the system's
+    /// (else VAULT_CACERT).
+    #[arg(long, global = true, env = "SECRETD_CACERT", value_name = "FILE")]
+    pub ca_cert: Option<String>,
+    /// The output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Print only this field's value, raw, with one trailing newline.
+    #[arg(long, global = true, value_name = "KEY")]
+    pub field: Option<String>,
+}
+
+fn parse_secret(s: &str) -> Result<Zeroizing<String>, String> {
+    Ok(Zeroizing::new(s.to_owned()))
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Write a new version of a secret: put secret/app/db k=v [k=@file] [k=-].
+    Put(WriteArgs),
+    /// Read a secret (the latest version, or --version N).
+    Get(GetArgs),
+    /// Merge keys into the latest version of a secret (HTTP PATCH).
+    Patch(WriteArgs),
+    /// List the keys under a directory: list secret/app.
+    List(PathArg),
+    /// Soft-delete the latest version, or --versions 1,2.
+    Delete(DeleteArgs),
+    /// Restore soft-deleted versions.
+    Undelete(VersionsArgs),
+    /// Destroy versions for good.
+    Destroy(VersionsArgs),
+    /// Read, write or delete a secret's metadata.
+    #[command(subcommand)]
+    Metadata(MetadataCommand),
+    /// Initialise, unseal, seal, rotate.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Print the seal status (exit 2 when sealed).
+    Status,
+    /// Enable, disable and list secrets engines.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+    /// Token commands.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `put` and `patch`.
+#[derive(Args)]
+pub struct WriteArgs {
+    /// MOUNT/PATH of the secret, e.g. secret/app/db.
+    pub path: String,
+    /// key=value pairs: k=v, k= (empty), k=@file (the file's content),
+    /// k=- (standard input; at most one).
+    #[arg(value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
+    /// Write only if the current version is N (0: only if it does not exist).
+    #[arg(long, value_name = "N")]
+    pub cas: Option<u64>,
+}
+
+/// `get`.
+#[derive(Args)]
+pub struct GetArgs {
+    /// MOUNT/PATH of the secret.
+    pub path: String,
+    /// The version to read (default: the latest).
+    #[arg(long, value_name = "N")]
+    pub version: Option<u64>,
+}
+
+/// A single MOUNT/PATH argument.
+#[derive(Args)]
+pub struct PathArg {
+    /// MOUNT/PATH, e.g. secret/app/db (for list: secret/ or secret/app).
+    pub path: String,
+}
+
+/// `delete`.
+#[derive(Args)]
+pub struct DeleteArgs {
+    /// MOUNT/PATH of the secret.
+    pub path: String,
+    /// Versions to delete, comma-separated (default: the latest).
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub versions: Vec<u64>,
+}
+
+/// `undelete` and `destroy`.
+#[derive(Args)]
+pub struct VersionsArgs {
+    /// MOUNT/PATH of the secret.
+    pub path: String,
+    /// Versions, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "N,...", required = true)]
+    pub versions: Vec<u64>,
+}
+
+/// `metadata ...`.
+#[derive(Subcommand)]
+pub enum MetadataCommand {
+    /// Print a secret's metadata and its versions.
+    Get(PathArg),
+    /// Change a secret's settings or custom metadata.
+    Put(MetadataPutArgs),
+    /// Delete a secret: every version and its metadata.
+    Delete(PathArg),
+}
+
+/// `metadata put`.
+#[derive(Args)]
+pub struct MetadataPutArgs {
+    /// MOUNT/PATH of the secret.
+    pub path: String,
+    /// How many versions to keep (0: the engine's setting).
+    #[arg(long, value_name = "N")]
+    pub max_versions: Option<u32>,
+    /// Whether every write must give --cas.
+    #[arg(long, value_name = "BOOL")]
+    pub cas_required: Option<bool>,
+    /// Delete versions this long after they are written (e.g. 30d, 1h30m; 0s: never).
+    #[arg(long, value_name = "DURATION")]
+    pub delete_version_after: Option<String>,
+    /// key=value custom metadata; repeat for more. Replaces all custom metadata.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub custom_metadata: Vec<String>,
+}
+
+/// `operator ...`.
+#[derive(Subcommand)]
+pub enum OperatorCommand {
+    /// Initialise a new server: print the unseal keys and the root token.
+    Init(InitArgs),
+    /// Enter one unseal key (prompted for when not given).
+    Unseal(UnsealArgs),
+    /// Seal the server.
+    Seal,
+    /// Add a new key-encryption key term.
+    Rotate,
+    /// Print the key term and rewrap progress.
+    KeyStatus,
+}
+
+/// `operator init`.
+#[derive(Args)]
+pub struct InitArgs {
+    /// How many unseal keys to create.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub key_shares: u32,
+    /// How many unseal keys unseal the server.
+    #[arg(long, default_value_t = 3, value_name = "T")]
+    pub key_threshold: u32,
+}
+
+/// `operator unseal`.
+#[derive(Args)]
+pub struct UnsealArgs {
+    /// The unseal key (hex or base64). Omit it to be prompted (or to read
+    /// one line from stdin when it is not a terminal): a key on the command
+    /// line lands in the shell history.
+    #[arg(value_name = "KEY", value_parser = parse_secret)]
+    pub key: Option<Zeroizing<String>>,
+    /// Forget the keys entered so far.
+    #[arg(long, conflicts_with = "key")]
+    pub reset: bool,
+}
+
+/// `secrets ...`.
+#[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Enable a secrets engine: secrets enable [--path P] kv-v2.
+    Enable(EnableArgs),
+    /// Disable the secrets engine at PATH, deleting all its data.
+    Disable(PathArg),
+    /// List the secrets engines.
+    List,
+}
+
+/// `secrets enable`.
+#[derive(Args)]
+pub struct EnableArgs {
+    /// The engine type: kv-v2 (or kv with --version 2).
+    #[arg(value_name = "TYPE")]
+    pub engine: String,
+    /// Where to mount it (default: the type's name).
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// A description for `secrets list`.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// The KV version (only 2 is supported).
+    #[arg(long, value_name = "N")]
+    pub version: Option<u32>,
+}
+
+/// `token ...`.
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Look up the current token (its value is not printed).
+    Lookup,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("secretctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_go_anywhere() {
+        let cli = parse(&["get", "secret/a", "--format", "json", "--field", "x"]).unwrap();
+        assert_eq!(cli.global.format, Format::Json);
+        assert_eq!(cli.global.field.as_deref(), Some("x"));
+        let cli = parse(&["--address", "http://h:1", "list", "secret/"]).unwrap();
+        assert_eq!(cli.global.address.as_deref(), Some("http://h:1"));
+    }
+
+    #[test]
+    fn versions_are_comma_separated() {
+        let cli = parse(&["destroy", "secret/a", "--versions", "1,2,5"]).unwrap();
+        let Command::Destroy(a) = cli.command else {
+            panic!("not destroy")
+        };
+        assert_eq!(a.versions, vec![1, 2, 5]);
+        assert!(parse(&["undelete", "secret/a"]).is_err());
+        assert!(parse(&["destroy", "secret/a", "--versions", "x"]).is_err());
+    }
+
+    #[test]
+    fn unseal_reset_conflicts_with_a_key() {
+        assert!(parse(&["operator", "unseal", "--reset", "abc"]).is_err());
+        assert!(parse(&["operator", "unseal", "--reset"]).is_ok());
+    }
+
+    #[test]
+    fn init_defaults_to_five_and_three() {
+        let cli = parse(&["operator", "init"]).unwrap();
+        let Command::Operator(OperatorCommand::Init(a)) = cli.command else {
+            panic!("not init")
+        };
+        assert_eq!((a.key_shares, a.key_threshold), (5, 3));
+    }
+
+    #[test]
+    fn bad_usage_is_an_error_to_stderr() {
+        let err = parse(&["frobnicate"]).err().unwrap();
+        assert!(err.use_stderr());
+        let help = parse(&["--help"]).err().unwrap();
+        assert!(!help.use_stderr());
+        let long = Cli::command().render_long_help().to_string();
+        assert!(long.contains("Exit codes"), "{long}");
+    }
+}
