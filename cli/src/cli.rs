@@ -72,7 +72,7 @@ fn parse_secret(s: &str) -> Result<Zeroizing<String>, String> {
 /// The commands.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Write a new version of a secret: put secret/app/db k=v [k=@file] [k=-].
+    /// Write a new version of a secret: put secret/app/db k=v k2=@file k3=-.
     Put(WriteArgs),
     /// Read a secret (the latest version, or --version N).
     Get(GetArgs),

@@ -34,11 +34,21 @@ pub async fn patch(ctx: &Ctx, a: WriteArgs) -> Result<u8, Failure> {
     let path = secret_path(&a.path)?;
     let data = read_data(&a.pairs)?;
     let kv = ctx.client.kv2(&path.mount);
-    let written = match a.cas {
+    let result = match a.cas {
         Some(cas) => kv.patch_cas(&path.path, &data, cas).await,
         None => kv.patch(&path.path, &data).await,
-    }
-    .doing(format_args!("patching {path}"))?;
+    };
+    let written = match result {
+        Err(err) if err.is_not_found() && err.errors().is_empty() => {
+            return Err(Failure {
+                code: EXIT_REMOTE,
+                message: format!(
+                    "no live secret at {path} to patch (server answered 404): create it with put, or undelete its latest version"
+                ),
+            });
+        }
+        other => other.doing(format_args!("patching {path}"))?,
+    };
     ctx.print(&written_report(&path, &written))?;
     Ok(EXIT_OK)
 }
