@@ -231,7 +231,8 @@ impl Core {
         Ok(HealthState {
             initialized: config.is_some(),
             sealed,
-            standby: false,
+            // Vault and OpenBao report a sealed node as a standby.
+            standby: sealed,
             cluster_name: shown.map(|c| c.cluster_name.clone()),
             cluster_id: shown.map(|c| c.cluster_id.clone()),
         })

@@ -102,13 +102,14 @@ async fn health(app: &AppState, query: &str, head: bool) -> Result<HttpResponse,
     if head {
         return Ok(empty(status(chosen)));
     }
+    let replication = if state.sealed { "unknown" } else { "disabled" };
     let body = Health {
         initialized: state.initialized,
         sealed: state.sealed,
         standby: state.standby,
         performance_standby: false,
-        replication_performance_mode: "disabled".to_owned(),
-        replication_dr_mode: "disabled".to_owned(),
+        replication_performance_mode: replication.to_owned(),
+        replication_dr_mode: replication.to_owned(),
         server_time_utc: chrono::Utc::now().timestamp(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         cluster_name: state.cluster_name,
