@@ -110,6 +110,14 @@ impl Server {
         Server::spawn(cmd, dir)
     }
 
+    /// `secretd server --config FILE` with a config file written by the test.
+    pub fn from_config_file(path: &Path) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(binary("secretd"));
+        cmd.arg("server").arg("--config").arg(path);
+        Server::spawn(cmd, dir)
+    }
+
     fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Server {
         let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let mut child = cmd
