@@ -10,7 +10,7 @@
 #
 # Usage: bench/run.sh            (from anywhere; builds release binaries first)
 # Environment (defaults in brackets):
-#   CONNECTIONS [32]  DURATION [10] s  WARMUP [3] s  KEYS [100]  ROUNDS [1]
+#   CONNECTIONS [32]  DURATION [10] s  WARMUP [3] s  KEYS [100]  ROUNDS [3]
 #   SCENARIOS ["read write"]  SERVERS ["floor secretd openbao"]
 #   SERVER_CPU [0]  CLIENT_CPU [1]  BAO [/opt/bao/bin/bao]
 #   CARGO_TARGET_DIR [<repo>/target]  SKIP_BUILD [0]  WRK_CHECK [1]
@@ -25,7 +25,7 @@ CONNECTIONS=${CONNECTIONS:-32}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 KEYS=${KEYS:-100}
-ROUNDS=${ROUNDS:-1}
+ROUNDS=${ROUNDS:-3}
 SCENARIOS=${SCENARIOS:-"read write"}
 SERVERS=${SERVERS:-"floor secretd openbao"}
 SERVER_CPU=${SERVER_CPU:-0}
