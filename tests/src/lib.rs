@@ -185,6 +185,38 @@ impl Drop for Server {
     }
 }
 
+/// A `[seal]` section for a static seal whose key lives in `dir`.
+pub fn static_seal_config(dir: &tempfile::TempDir) -> String {
+    let key: String = (0..32)
+        .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+        .collect();
+    let path = dir.path().join("seal.key");
+    std::fs::write(&path, key).unwrap();
+    format!(
+        "[seal]\ntype = \"static\"\nkey_file = \"{}\"\n",
+        path.display()
+    )
+}
+
+/// Initialises a static-seal server (which unseals itself) and mounts
+/// KV v2 at `secret/`; returns the root token.
+pub async fn initialize_static(server: &Server) -> String {
+    let (status, init) = Api::new(&server.url, "")
+        .call("PUT", "sys/init", Some(serde_json::json!({})))
+        .await;
+    assert_eq!(status, 200, "{init}");
+    let root = init["root_token"].as_str().unwrap().to_owned();
+    let (status, body) = Api::new(&server.url, &root)
+        .call(
+            "POST",
+            "sys/mounts/secret",
+            Some(serde_json::json!({"type": "kv-v2"})),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    root
+}
+
 /// Sends a signal by name to a process.
 pub fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")

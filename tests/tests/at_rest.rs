@@ -116,13 +116,17 @@ async fn postgres_dump(url: &str) -> Vec<u8> {
 }
 
 /// Swapping two rows' ciphertexts (with or without their data keys) in the
-/// database yields an error, never the other secret.
+/// database yields an error, never the other secret. The server is stopped
+/// while the rows are tampered with, as an attacker with the disk would.
 async fn moved_ciphertexts_fail_cleanly(db: Db) {
     let Some(database) = db.create().await else {
         return;
     };
-    let server = Server::dev(&database.url, ROOT);
-    let api = Api::new(&server.url, ROOT);
+    let dir = tempfile::tempdir().unwrap();
+    let seal = secretd_tests::static_seal_config(&dir);
+    let server = Server::with_config(&database.url, &seal);
+    let root = secretd_tests::initialize_static(&server).await;
+    let api = Api::new(&server.url, &root);
     api.call(
         "POST",
         "secret/data/alpha",
@@ -135,24 +139,30 @@ async fn moved_ciphertexts_fail_cleanly(db: Db) {
         Some(json!({"data": {"v": "bravo-secret"}})),
     )
     .await;
+    assert!(server.stop().success());
 
     swap_rows(db, &database.url, "ciphertext").await;
+    let server = Server::with_config(&database.url, &seal);
+    let api = Api::new(&server.url, &root);
     let (status, body) = api.call("GET", "secret/data/alpha", None).await;
     assert_eq!(status, 500, "{body}");
     assert_eq!(body, json!({"errors": ["internal error"]}));
     assert!(!body.to_string().contains("bravo"));
-
-    // Moving the data key along with the ciphertext does not help either:
-    // the value is bound to its path and version.
-    swap_rows(db, &database.url, "dek").await;
-    let (status, body) = api.call("GET", "secret/data/alpha", None).await;
-    assert_eq!(status, 500, "{body}");
-    let (status, body) = api.call("GET", "secret/data/bravo", None).await;
-    assert_eq!(status, 500, "{body}");
     assert!(
         server.log().contains("failed to decrypt"),
         "the integrity failure is logged"
     );
+    assert!(server.stop().success());
+
+    // Moving the data key along with the ciphertext does not help either:
+    // the value is bound to its path and version.
+    swap_rows(db, &database.url, "dek").await;
+    let server = Server::with_config(&database.url, &seal);
+    let api = Api::new(&server.url, &root);
+    let (status, body) = api.call("GET", "secret/data/alpha", None).await;
+    assert_eq!(status, 500, "{body}");
+    let (status, body) = api.call("GET", "secret/data/bravo", None).await;
+    assert_eq!(status, 500, "{body}");
     drop(server);
     database.remove().await;
 }

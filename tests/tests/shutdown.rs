@@ -10,24 +10,12 @@ use serde_json::json;
 
 on_both_databases!(sigterm_drains_in_flight_writes);
 
-fn static_seal(dir: &tempfile::TempDir) -> String {
-    let key: String = (0..32)
-        .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
-        .collect();
-    let path = dir.path().join("seal.key");
-    std::fs::write(&path, key).unwrap();
-    format!(
-        "[seal]\ntype = \"static\"\nkey_file = \"{}\"\n",
-        path.display()
-    )
-}
-
 async fn sigterm_drains_in_flight_writes(db: Db) {
     let Some(database) = db.create().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let seal = static_seal(&dir);
+    let seal = secretd_tests::static_seal_config(&dir);
     let server = Server::with_config(&database.url, &seal);
     let anonymous = Api::new(&server.url, "");
     let (status, init) = anonymous.call("PUT", "sys/init", Some(json!({}))).await;

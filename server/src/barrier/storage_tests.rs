@@ -225,7 +225,10 @@ async fn rotation_rewraps_data_keys_and_keeps_old_values_readable() {
                     expect_version: None,
                     now: 1,
                 },
-                |_| Ok::<_, ()>(blob.clone()),
+                {
+                    let blob = blob.clone();
+                    move |_| Ok::<_, ()>(blob.clone())
+                },
             )
             .await
             .unwrap();

@@ -58,7 +58,9 @@ impl Error {
 impl From<StorageError> for Error {
     fn from(err: StorageError) -> Self {
         match err {
-            StorageError::Unavailable(_) => Error::Unavailable(err),
+            StorageError::Unavailable(_) | StorageError::CommitFailed(_) | StorageError::Closed => {
+                Error::Unavailable(err)
+            }
             other => Error::Internal(other.into()),
         }
     }

@@ -39,7 +39,7 @@ const REWRAP_BATCH: u32 = 500;
 /// The server's state, shared by every request.
 pub struct Core {
     storage: Storage,
-    barrier: Barrier,
+    barrier: Arc<Barrier>,
     mounts: ArcSwap<MountTable>,
     seal_settings: SealSettings,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -48,7 +48,7 @@ pub struct Core {
 impl Core {
     pub fn new(storage: Storage, seal_settings: SealSettings) -> Arc<Core> {
         Arc::new(Core {
-            barrier: Barrier::new(storage.clone()),
+            barrier: Arc::new(Barrier::new(storage.clone())),
             storage,
             mounts: ArcSwap::from_pointee(MountTable::default()),
             seal_settings,
@@ -62,6 +62,12 @@ impl Core {
 
     pub fn barrier(&self) -> &Barrier {
         &self.barrier
+    }
+
+    /// A shared handle on the barrier, for work that outlives a borrow
+    /// (storage seals a KV value inside its write transaction).
+    pub fn barrier_handle(&self) -> Arc<Barrier> {
+        Arc::clone(&self.barrier)
     }
 
     pub fn mount_table(&self) -> Arc<MountTable> {

@@ -146,7 +146,10 @@ async fn init_unseal_and_health_speak_vaults_raw_formats() {
 
     let r = app.send("GET", "/v1/sys/health", None, &[]).await;
     assert_eq!(r.status.as_u16(), 503);
-    assert_eq!(r.body["standby"], true, "a sealed node reports standby, as OpenBao does");
+    assert_eq!(
+        r.body["standby"], true,
+        "a sealed node reports standby, as OpenBao does"
+    );
     let r = app
         .send(
             "GET",

@@ -72,9 +72,10 @@ fn write(path: &str, cas: Option<u64>, now: UnixNanos) -> KvWrite<'_> {
 
 /// Writes one version whose ciphertext names its version; panics unless written.
 async fn put(s: &Storage, path: &str, cas: Option<u64>) -> u64 {
+    let owned = path.to_owned();
     let outcome = s
-        .kv_write(&write(path, cas, 1_000), |v| {
-            Ok::<_, ()>(blob(&format!("{path}@{v}")))
+        .kv_write(&write(path, cas, 1_000), move |v| {
+            Ok::<_, ()>(blob(&format!("{owned}@{v}")))
         })
         .await
         .unwrap();
@@ -611,4 +612,86 @@ pub async fn concurrent_cas_writers_have_one_winner_per_version(s: &Storage) {
         }
         assert_eq!(wins.load(Ordering::SeqCst), 1, "round {round}");
     }
+}
+
+pub async fn every_change_is_seen_by_the_next_read(s: &Storage) {
+    let latest = |s: &Storage| {
+        let s = s.clone();
+        async move { s.kv_read(MOUNT, "k", 0).await.unwrap() }
+    };
+    put(s, "k", None).await;
+    assert_eq!(latest(s).await.unwrap().current_version, 1);
+    put(s, "k", None).await;
+    assert_eq!(latest(s).await.unwrap().current_version, 2, "a new version");
+    s.kv_delete_versions(MOUNT, "k", KvVersions::Latest, 5)
+        .await
+        .unwrap();
+    assert_eq!(
+        latest(s).await.unwrap().version.deletion_time,
+        Some(5),
+        "a soft delete"
+    );
+    s.kv_undelete_versions(MOUNT, "k", &[2]).await.unwrap();
+    assert_eq!(
+        latest(s).await.unwrap().version.deletion_time,
+        None,
+        "an undelete"
+    );
+    let update = KvMetadataUpdate {
+        custom_metadata: Some(Some(blob("c"))),
+        ..KvMetadataUpdate::default()
+    };
+    s.kv_update_metadata(MOUNT, "k", &update, 6).await.unwrap();
+    assert!(
+        latest(s).await.unwrap().custom_metadata.is_some(),
+        "new custom metadata"
+    );
+    s.kv_destroy_versions(MOUNT, "k", &[2]).await.unwrap();
+    assert!(latest(s).await.unwrap().version.destroyed, "a destroy");
+    s.kv_delete_key(MOUNT, "k").await.unwrap();
+    assert!(latest(s).await.is_none(), "a deleted key");
+    let mut m = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
+    m.uuid = MOUNT.to_owned();
+    s.create_mount(&m).await.unwrap();
+    put(s, "k", None).await;
+    assert!(latest(s).await.is_some());
+    s.delete_mount(MOUNT).await.unwrap();
+    assert!(latest(s).await.is_none(), "an unmount");
+    // Rewrapping changes how the data key is wrapped, never the value.
+    put(s, "k", None).await;
+    let before = latest(s).await.unwrap();
+    let mut moved = before.version.value.clone().unwrap().dek;
+    moved.term = 2;
+    s.rewrap_data_keys(&[(moved, 1)]).await.unwrap();
+    let after = latest(s).await.unwrap();
+    assert_eq!(
+        after.version.value.as_ref().unwrap().dek.term,
+        2,
+        "a rewrap"
+    );
+}
+
+pub async fn a_failing_write_does_not_fail_its_neighbours(s: &Storage) {
+    let mut m = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
+    m.uuid = MOUNT.to_owned();
+    s.create_mount(&m).await.unwrap();
+    let s = Arc::new(s.clone());
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let s = s.clone();
+        let m = m.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 3 == 0 {
+                // Same path and accessor: the unique keys refuse it.
+                matches!(s.create_mount(&m).await, Err(StorageError::Conflict(_)))
+            } else {
+                put(&s, &format!("key{i}"), None).await == 1
+            }
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap());
+    }
+    assert_eq!(s.kv_list(MOUNT, "", "", 0).await.unwrap().len(), 16);
+    assert_eq!(s.mounts().await.unwrap().len(), 1);
 }

@@ -11,8 +11,11 @@
 //! by the database: row locks on PostgreSQL, a single writer connection on
 //! SQLite, unique keys on both.
 
+mod cache;
 mod postgres;
 mod queries;
+mod rows;
+mod sql;
 mod sqlite;
 
 #[cfg(any(test, feature = "testing"))]
@@ -49,6 +52,13 @@ pub enum StorageError {
     /// The storage URL or options are wrong.
     #[error("{0}")]
     Config(String),
+    /// A write ran but the transaction holding it could not be committed;
+    /// nothing of it was kept.
+    #[error("the write could not be committed: {0}")]
+    CommitFailed(String),
+    /// The storage was closed (the server is shutting down).
+    #[error("storage is closed")]
+    Closed,
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -134,6 +144,7 @@ pub struct DataKeyCounts {
 }
 
 /// Everything `sys/init` writes, in one transaction.
+#[derive(Clone)]
 pub struct InitRecord {
     pub barrier: BarrierRecord,
     pub first_term: KeyTermRecord,
@@ -273,6 +284,7 @@ pub struct KvVersionRecord {
 }
 
 /// A version read together with the key's custom metadata.
+#[derive(Clone)]
 pub struct KvVersionRead {
     pub current_version: u64,
     pub custom_metadata: Option<SealedBlob>,
@@ -292,7 +304,7 @@ pub struct KvMetadataRead {
 }
 
 /// A change to a key's metadata; `None` leaves a field as it is.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct KvMetadataUpdate {
     pub max_versions: Option<u32>,
     pub cas_required: Option<bool>,
@@ -392,8 +404,8 @@ impl Storage {
     /// barrier can bind the ciphertext to it.
     pub async fn kv_write<F, E>(&self, write: &KvWrite<'_>, seal: F) -> Result<KvWriteOutcome<E>>
     where
-        F: Fn(u64) -> Result<SealedBlob, E> + Send + Sync,
-        E: Send,
+        F: Fn(u64) -> Result<SealedBlob, E> + Send + Sync + 'static,
+        E: Send + 'static,
     {
         match self {
             Storage::Sqlite(s) => s.kv_write(write, seal).await,
@@ -506,12 +518,41 @@ mod conformance_tests {
         listing_pages_through_large_directories,
         concurrent_writers_get_distinct_versions,
         concurrent_cas_writers_have_one_winner_per_version,
+        every_change_is_seen_by_the_next_read,
+        a_failing_write_does_not_fail_its_neighbours,
     );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_sqlite_database_has_one_process_at_a_time() {
+        let db = testing::TestDatabase::sqlite();
+        let first = db.open().await;
+        let second = Storage::connect(&db.url, &StorageOptions::default()).await;
+        let Err(StorageError::Config(message)) = second else {
+            panic!("a second open of the same database was allowed");
+        };
+        assert!(message.contains("another secretd process"), "{message}");
+        first.close().await;
+        drop(first);
+        let again = Storage::connect(&db.url, &StorageOptions::default()).await;
+        assert!(again.is_ok(), "the lock goes with the storage");
+    }
+
+    #[tokio::test]
+    async fn writes_after_close_fail_cleanly() {
+        let db = testing::TestDatabase::sqlite();
+        let storage = db.open().await;
+        storage.close().await;
+        let token = crate::auth::token::root_token_record(vec![1], "a".into(), 0);
+        assert!(matches!(
+            storage.create_token(&token).await,
+            Err(StorageError::Closed)
+        ));
+    }
 
     #[test]
     fn upper_bound_covers_the_prefix() {

@@ -4,13 +4,15 @@
 //! change (`FOR UPDATE`), so concurrent writers to one key queue up and the
 //! database decides each check-and-set.
 
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 
-use super::StorageOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 
-type Db = sqlx::Postgres;
+use super::StorageOptions;
+use super::cache::RowCache;
+
+type Conn = sqlx::PgConnection;
 
 mod dialect {
     /// Locks the key's metadata row for the rest of the transaction.
@@ -54,8 +56,24 @@ impl PostgresStorage {
         &self.pool
     }
 
-    fn writer(&self) -> &PgPool {
-        &self.pool
+    /// Runs one write transaction on a pooled connection. PostgreSQL
+    /// commits concurrent transactions together on its own.
+    async fn write<T>(&self, job: Job<T>) -> Result<T> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let outcome = job(&mut tx).await?;
+        if outcome.commit {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(outcome.value)
+    }
+
+    /// Nodes share this database, so none may cache its rows (until
+    /// changes are broadcast between nodes).
+    fn cache(&self) -> Option<&RowCache> {
+        None
     }
 
     pub async fn close(&self) {

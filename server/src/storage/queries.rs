@@ -1,421 +1,41 @@
-//! The SQL both databases share, written once.
+//! The storage methods, written once for both drivers.
 //!
-//! [`impl_queries!`] expands to the storage methods for one driver; each
-//! implementation module invokes it with its type and its `dialect` module,
-//! which holds the few statements that differ (row locks). The row types
-//! below derive `FromRow` generically, so they decode on either driver.
+//! [`impl_queries!`] expands to the methods of one implementation. The
+//! invoking module provides:
+//!
+//! - `type Db` and `type Conn` (the sqlx database and connection types);
+//! - `fn reader(&self)`, a pool for reads;
+//! - `async fn write(&self, job)`, which runs `job` as one write
+//!   transaction (PostgreSQL: a pooled transaction; SQLite: a savepoint in
+//!   the writer's group commit) and returns its value once committed;
+//! - `fn cache(&self) -> Option<&RowCache>`, present where this process
+//!   owns the database alone;
+//! - a `dialect` module with the statements that differ (row locks).
+//!
+//! Each write is a closure over owned inputs that receives the connection
+//! inside its transaction and says whether its changes stay
+//! ([`TxOutcome`]). Callers see the result only after the commit.
 
-use super::{
-    BarrierRecord, DataKeyRecord, KeyTermRecord, KvConfigRecord, KvKeySettings, KvVersionRecord,
-    MountKind, MountRecord, Result, SealedBlob, StorageError, TokenRecord, to_u32, to_u64,
-};
-
-pub(super) const SELECT_BARRIER: &str = "SELECT seal_type, secret_shares, secret_threshold, \
-    sealed_root_key, sealed_token_key, cluster_id, cluster_name, initialized_at FROM barrier WHERE id = 1";
-pub(super) const INSERT_BARRIER: &str = "INSERT INTO barrier (id, seal_type, secret_shares, \
-    secret_threshold, sealed_root_key, sealed_token_key, cluster_id, cluster_name, initialized_at) \
-    VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8)";
-pub(super) const SELECT_KEY_TERMS: &str =
-    "SELECT term, sealed_key, installed_at FROM keyring ORDER BY term";
-pub(super) const INSERT_KEY_TERM: &str =
-    "INSERT INTO keyring (term, sealed_key, installed_at) VALUES ($1, $2, $3)";
-pub(super) const INSERT_DATA_KEY: &str =
-    "INSERT INTO data_keys (id, term, wrapped) VALUES ($1, $2, $3)";
-pub(super) const SELECT_DATA_KEYS_BELOW: &str =
-    "SELECT id, term, wrapped FROM data_keys WHERE term < $1 ORDER BY id LIMIT $2";
-pub(super) const REWRAP_DATA_KEY: &str =
-    "UPDATE data_keys SET term = $1, wrapped = $2 WHERE id = $3 AND term = $4";
-pub(super) const COUNT_DATA_KEYS: &str = "SELECT COUNT(*) AS total, \
-    COUNT(*) FILTER (WHERE term = $1) AS on_term, COUNT(*) FILTER (WHERE term < $1) AS below_term \
-    FROM data_keys";
-pub(super) const DELETE_DATA_KEY: &str = "DELETE FROM data_keys WHERE id = $1";
-
-pub(super) const SELECT_MOUNTS: &str = "SELECT uuid, path, kind, mount_type, description, \
-    accessor, options, config, created_at FROM mounts ORDER BY path";
-pub(super) const INSERT_MOUNT: &str = "INSERT INTO mounts (uuid, path, kind, mount_type, \
-    description, accessor, options, config, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-pub(super) const DELETE_MOUNT_DATA_KEYS: &str = "DELETE FROM data_keys WHERE id IN \
-    (SELECT dek FROM kv_versions WHERE mount_uuid = $1 AND dek IS NOT NULL \
-     UNION SELECT custom_dek FROM kv_metadata WHERE mount_uuid = $1 AND custom_dek IS NOT NULL)";
-pub(super) const DELETE_MOUNT_VERSIONS: &str = "DELETE FROM kv_versions WHERE mount_uuid = $1";
-pub(super) const DELETE_MOUNT_METADATA: &str = "DELETE FROM kv_metadata WHERE mount_uuid = $1";
-pub(super) const DELETE_MOUNT_CONFIG: &str = "DELETE FROM kv_config WHERE mount_uuid = $1";
-pub(super) const DELETE_MOUNT: &str = "DELETE FROM mounts WHERE uuid = $1";
-
-pub(super) const INSERT_TOKEN: &str = "INSERT INTO tokens (hash, accessor, parent, policies, \
-    meta, display_name, num_uses, created_at, expire_at, creation_ttl, explicit_max_ttl, period, \
-    renewable, orphan, token_type, path) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
-pub(super) const SELECT_TOKEN: &str = "SELECT hash, accessor, parent, policies, meta, \
-    display_name, num_uses, created_at, expire_at, creation_ttl, explicit_max_ttl, period, \
-    renewable, orphan, token_type, path FROM tokens WHERE hash = $1";
-
-pub(super) const SELECT_KV_CONFIG: &str = "SELECT max_versions, cas_required, \
-    delete_version_after FROM kv_config WHERE mount_uuid = $1";
-pub(super) const UPSERT_KV_CONFIG: &str = "INSERT INTO kv_config (mount_uuid, max_versions, \
-    cas_required, delete_version_after) VALUES ($1, $2, $3, $4) ON CONFLICT (mount_uuid) DO UPDATE \
-    SET max_versions = excluded.max_versions, cas_required = excluded.cas_required, \
-    delete_version_after = excluded.delete_version_after";
-
-pub(super) const ENSURE_KV_METADATA: &str = "INSERT INTO kv_metadata (mount_uuid, path, \
-    current_version, oldest_version, max_versions, cas_required, delete_version_after, \
-    created_at, updated_at) VALUES ($1, $2, 0, 0, 0, FALSE, 0, $3, $3) \
-    ON CONFLICT (mount_uuid, path) DO NOTHING";
-pub(super) const SELECT_KV_METADATA: &str = "SELECT m.current_version, m.oldest_version, \
-    m.max_versions, m.cas_required, m.delete_version_after, m.created_at, m.updated_at, \
-    m.custom_dek, m.custom_metadata, cdk.term AS custom_term, cdk.wrapped AS custom_wrapped, \
-    c.max_versions AS config_max_versions, c.cas_required AS config_cas_required, \
-    c.delete_version_after AS config_delete_version_after \
-    FROM kv_metadata m LEFT JOIN data_keys cdk ON cdk.id = m.custom_dek \
-    LEFT JOIN kv_config c ON c.mount_uuid = m.mount_uuid \
-    WHERE m.mount_uuid = $1 AND m.path = $2";
-pub(super) const INSERT_KV_VERSION: &str = "INSERT INTO kv_versions (mount_uuid, path, version, \
-    created_at, deletion_time, destroyed, dek, ciphertext) VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7)";
-pub(super) const BUMP_KV_VERSION: &str = "UPDATE kv_metadata SET current_version = $3, \
-    updated_at = $4, oldest_version = CASE WHEN oldest_version = 0 THEN $3 ELSE oldest_version END \
-    WHERE mount_uuid = $1 AND path = $2";
-pub(super) const PRUNE_KV_DATA_KEYS: &str = "DELETE FROM data_keys WHERE id IN (SELECT dek FROM \
-    kv_versions WHERE mount_uuid = $1 AND path = $2 AND version <= $3 AND dek IS NOT NULL)";
-pub(super) const PRUNE_KV_VERSIONS: &str =
-    "DELETE FROM kv_versions WHERE mount_uuid = $1 AND path = $2 AND version <= $3";
-pub(super) const PRUNE_KV_OLDEST: &str = "UPDATE kv_metadata SET oldest_version = $3 \
-    WHERE mount_uuid = $1 AND path = $2 AND oldest_version < $3";
-pub(super) const SELECT_KV_VERSION: &str = "SELECT m.current_version, m.custom_dek, \
-    m.custom_metadata, cdk.term AS custom_term, cdk.wrapped AS custom_wrapped, v.version, \
-    v.created_at, v.deletion_time, v.destroyed, v.dek, v.ciphertext, vdk.term AS dek_term, \
-    vdk.wrapped AS dek_wrapped FROM kv_metadata m JOIN kv_versions v ON v.mount_uuid = m.mount_uuid \
-    AND v.path = m.path AND v.version = CASE WHEN $3 = 0 THEN m.current_version ELSE $3 END \
-    LEFT JOIN data_keys vdk ON vdk.id = v.dek LEFT JOIN data_keys cdk ON cdk.id = m.custom_dek \
-    WHERE m.mount_uuid = $1 AND m.path = $2";
-pub(super) const SELECT_KV_VERSION_LIST: &str = "SELECT version, created_at, deletion_time, \
-    destroyed FROM kv_versions WHERE mount_uuid = $1 AND path = $2 ORDER BY version";
-pub(super) const UPDATE_KV_SETTINGS: &str = "UPDATE kv_metadata SET \
-    max_versions = COALESCE($3, max_versions), cas_required = COALESCE($4, cas_required), \
-    delete_version_after = COALESCE($5, delete_version_after), updated_at = $6 \
-    WHERE mount_uuid = $1 AND path = $2";
-pub(super) const UPDATE_KV_CUSTOM: &str = "UPDATE kv_metadata SET custom_dek = $3, \
-    custom_metadata = $4, updated_at = $5 WHERE mount_uuid = $1 AND path = $2";
-pub(super) const SOFT_DELETE_LATEST: &str = "UPDATE kv_versions SET deletion_time = $3 \
-    WHERE mount_uuid = $1 AND path = $2 AND destroyed = FALSE \
-    AND (deletion_time IS NULL OR deletion_time > $3) \
-    AND version = (SELECT current_version FROM kv_metadata WHERE mount_uuid = $1 AND path = $2)";
-pub(super) const SOFT_DELETE_VERSION: &str = "UPDATE kv_versions SET deletion_time = $3 \
-    WHERE mount_uuid = $1 AND path = $2 AND version = $4 AND destroyed = FALSE \
-    AND (deletion_time IS NULL OR deletion_time > $3)";
-pub(super) const UNDELETE_VERSION: &str = "UPDATE kv_versions SET deletion_time = NULL \
-    WHERE mount_uuid = $1 AND path = $2 AND version = $3 AND destroyed = FALSE";
-pub(super) const DESTROY_VERSION_KEY: &str = "DELETE FROM data_keys WHERE id = (SELECT dek FROM \
-    kv_versions WHERE mount_uuid = $1 AND path = $2 AND version = $3)";
-pub(super) const DESTROY_VERSION: &str = "UPDATE kv_versions SET destroyed = TRUE, dek = NULL, \
-    ciphertext = NULL, deletion_time = NULL WHERE mount_uuid = $1 AND path = $2 AND version = $3";
-pub(super) const DELETE_KEY_DATA_KEYS: &str = "DELETE FROM data_keys WHERE id IN \
-    (SELECT dek FROM kv_versions WHERE mount_uuid = $1 AND path = $2 AND dek IS NOT NULL \
-     UNION SELECT custom_dek FROM kv_metadata WHERE mount_uuid = $1 AND path = $2 \
-     AND custom_dek IS NOT NULL)";
-pub(super) const DELETE_KEY_VERSIONS: &str =
-    "DELETE FROM kv_versions WHERE mount_uuid = $1 AND path = $2";
-pub(super) const DELETE_KEY_METADATA: &str =
-    "DELETE FROM kv_metadata WHERE mount_uuid = $1 AND path = $2";
-pub(super) const LIST_KV_PATHS_FROM: &str = "SELECT path FROM kv_metadata WHERE mount_uuid = $1 \
-    AND path >= $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT $4";
-pub(super) const LIST_KV_PATHS_AFTER: &str = "SELECT path FROM kv_metadata WHERE mount_uuid = $1 \
-    AND path > $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT $4";
-
-// ---------------------------------------------------------------------------
-// Rows.
-
-#[derive(sqlx::FromRow)]
-pub(super) struct BarrierRow {
-    seal_type: String,
-    secret_shares: i64,
-    secret_threshold: i64,
-    sealed_root_key: Vec<u8>,
-    sealed_token_key: Vec<u8>,
-    cluster_id: String,
-    cluster_name: String,
-    initialized_at: i64,
+/// What a write transaction decided.
+pub struct TxOutcome<T> {
+    pub value: T,
+    /// Keep the transaction's changes (commit) or drop them (roll back).
+    pub commit: bool,
 }
 
-impl BarrierRow {
-    pub(super) fn into_record(self) -> Result<BarrierRecord> {
-        Ok(BarrierRecord {
-            seal_type: self.seal_type,
-            secret_shares: to_u32(self.secret_shares, "secret_shares")?,
-            secret_threshold: to_u32(self.secret_threshold, "secret_threshold")?,
-            sealed_root_key: self.sealed_root_key,
-            sealed_token_key: self.sealed_token_key,
-            cluster_id: self.cluster_id,
-            cluster_name: self.cluster_name,
-            initialized_at: self.initialized_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct KeyTermRow {
-    term: i64,
-    sealed_key: Vec<u8>,
-    installed_at: i64,
-}
-
-impl KeyTermRow {
-    pub(super) fn into_record(self) -> Result<KeyTermRecord> {
-        Ok(KeyTermRecord {
-            term: to_u32(self.term, "key term")?,
-            sealed_key: self.sealed_key,
-            installed_at: self.installed_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct DataKeyRow {
-    id: Vec<u8>,
-    term: i64,
-    wrapped: Vec<u8>,
-}
-
-impl DataKeyRow {
-    pub(super) fn into_record(self) -> Result<DataKeyRecord> {
-        Ok(DataKeyRecord {
-            id: self.id,
-            term: to_u32(self.term, "data key term")?,
-            wrapped: self.wrapped,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct CountsRow {
-    pub(super) total: i64,
-    pub(super) on_term: i64,
-    pub(super) below_term: i64,
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct MountRow {
-    uuid: String,
-    path: String,
-    kind: String,
-    mount_type: String,
-    description: String,
-    accessor: String,
-    options: String,
-    config: String,
-    created_at: i64,
-}
-
-impl MountRow {
-    pub(super) fn into_record(self) -> Result<MountRecord> {
-        Ok(MountRecord {
-            uuid: self.uuid,
-            path: self.path,
-            kind: MountKind::parse(&self.kind)?,
-            mount_type: self.mount_type,
-            description: self.description,
-            accessor: self.accessor,
-            options: self.options,
-            config: self.config,
-            created_at: self.created_at,
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct TokenRow {
-    hash: Vec<u8>,
-    accessor: String,
-    parent: Option<Vec<u8>>,
-    policies: String,
-    meta: String,
-    display_name: String,
-    num_uses: i64,
-    created_at: i64,
-    expire_at: Option<i64>,
-    creation_ttl: i64,
-    explicit_max_ttl: i64,
-    period: i64,
-    renewable: bool,
-    orphan: bool,
-    token_type: String,
-    path: String,
-}
-
-impl TokenRow {
-    pub(super) fn into_record(self) -> Result<TokenRecord> {
-        let policies = serde_json::from_str(&self.policies)
-            .map_err(|_| StorageError::Corrupt("token policies".to_owned()))?;
-        Ok(TokenRecord {
-            hash: self.hash,
-            accessor: self.accessor,
-            parent: self.parent,
-            policies,
-            meta: self.meta,
-            display_name: self.display_name,
-            num_uses: to_u64(self.num_uses, "num_uses")?,
-            created_at: self.created_at,
-            expire_at: self.expire_at,
-            creation_ttl: to_u64(self.creation_ttl, "creation_ttl")?,
-            explicit_max_ttl: to_u64(self.explicit_max_ttl, "explicit_max_ttl")?,
-            period: to_u64(self.period, "period")?,
-            renewable: self.renewable,
-            orphan: self.orphan,
-            token_type: self.token_type,
-            path: self.path,
-        })
-    }
-}
-
-pub(super) fn policies_json(policies: &[String]) -> String {
-    // A Vec<String> always serialises.
-    serde_json::to_string(policies).unwrap_or_else(|_| "[]".to_owned())
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct KvConfigRow {
-    max_versions: i64,
-    cas_required: bool,
-    delete_version_after: i64,
-}
-
-impl KvConfigRow {
-    pub(super) fn into_record(self) -> Result<KvConfigRecord> {
-        Ok(KvConfigRecord {
-            max_versions: to_u32(self.max_versions, "max_versions")?,
-            cas_required: self.cas_required,
-            delete_version_after: to_u64(self.delete_version_after, "delete_version_after")?,
-        })
-    }
-}
-
-/// A key's metadata row with its custom metadata's data key and its
-/// mount's config joined (the config columns are null if never set).
-#[derive(sqlx::FromRow)]
-pub(super) struct KvMetadataRow {
-    pub(super) current_version: i64,
-    pub(super) oldest_version: i64,
-    max_versions: i64,
-    cas_required: bool,
-    delete_version_after: i64,
-    pub(super) created_at: i64,
-    pub(super) updated_at: i64,
-    custom_dek: Option<Vec<u8>>,
-    custom_metadata: Option<Vec<u8>>,
-    custom_term: Option<i64>,
-    custom_wrapped: Option<Vec<u8>>,
-    config_max_versions: Option<i64>,
-    config_cas_required: Option<bool>,
-    config_delete_version_after: Option<i64>,
-}
-
-impl KvMetadataRow {
-    pub(super) fn mount_config(&self) -> Result<KvConfigRecord> {
-        Ok(KvConfigRecord {
-            max_versions: to_u32(self.config_max_versions.unwrap_or(0), "max_versions")?,
-            cas_required: self.config_cas_required.unwrap_or(false),
-            delete_version_after: to_u64(
-                self.config_delete_version_after.unwrap_or(0),
-                "delete_version_after",
-            )?,
-        })
+impl<T> TxOutcome<T> {
+    pub fn commit(value: T) -> Self {
+        TxOutcome {
+            value,
+            commit: true,
+        }
     }
 
-    pub(super) fn settings(&self) -> Result<KvKeySettings> {
-        Ok(KvKeySettings {
-            max_versions: to_u32(self.max_versions, "max_versions")?,
-            cas_required: self.cas_required,
-            delete_version_after: to_u64(self.delete_version_after, "delete_version_after")?,
-        })
-    }
-
-    pub(super) fn custom_metadata(&self) -> Result<Option<SealedBlob>> {
-        sealed_blob(
-            self.custom_dek.clone(),
-            self.custom_term,
-            self.custom_wrapped.clone(),
-            self.custom_metadata.clone(),
-        )
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct KvVersionRow {
-    pub(super) current_version: i64,
-    custom_dek: Option<Vec<u8>>,
-    custom_metadata: Option<Vec<u8>>,
-    custom_term: Option<i64>,
-    custom_wrapped: Option<Vec<u8>>,
-    version: i64,
-    created_at: i64,
-    deletion_time: Option<i64>,
-    destroyed: bool,
-    dek: Option<Vec<u8>>,
-    ciphertext: Option<Vec<u8>>,
-    dek_term: Option<i64>,
-    dek_wrapped: Option<Vec<u8>>,
-}
-
-impl KvVersionRow {
-    pub(super) fn into_read(self) -> Result<super::KvVersionRead> {
-        Ok(super::KvVersionRead {
-            current_version: to_u64(self.current_version, "current_version")?,
-            custom_metadata: sealed_blob(
-                self.custom_dek,
-                self.custom_term,
-                self.custom_wrapped,
-                self.custom_metadata,
-            )?,
-            version: KvVersionRecord {
-                version: to_u64(self.version, "version")?,
-                created_at: self.created_at,
-                deletion_time: self.deletion_time,
-                destroyed: self.destroyed,
-                value: sealed_blob(self.dek, self.dek_term, self.dek_wrapped, self.ciphertext)?,
-            },
-        })
-    }
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct KvVersionInfoRow {
-    version: i64,
-    created_at: i64,
-    deletion_time: Option<i64>,
-    destroyed: bool,
-}
-
-impl KvVersionInfoRow {
-    pub(super) fn into_record(self) -> Result<KvVersionRecord> {
-        Ok(KvVersionRecord {
-            version: to_u64(self.version, "version")?,
-            created_at: self.created_at,
-            deletion_time: self.deletion_time,
-            destroyed: self.destroyed,
-            value: None,
-        })
-    }
-}
-
-/// Assembles a sealed value from its columns: all present, or none.
-fn sealed_blob(
-    id: Option<Vec<u8>>,
-    term: Option<i64>,
-    wrapped: Option<Vec<u8>>,
-    ciphertext: Option<Vec<u8>>,
-) -> Result<Option<SealedBlob>> {
-    match (id, term, wrapped, ciphertext) {
-        (None, _, _, None) => Ok(None),
-        (Some(id), Some(term), Some(wrapped), Some(ciphertext)) => Ok(Some(SealedBlob {
-            dek: DataKeyRecord {
-                id,
-                term: to_u32(term, "data key term")?,
-                wrapped,
-            },
-            ciphertext,
-        })),
-        _ => Err(StorageError::Corrupt(
-            "a sealed value without its data key".to_owned(),
-        )),
+    pub fn rollback(value: T) -> Self {
+        TxOutcome {
+            value,
+            commit: false,
+        }
     }
 }
 
@@ -444,69 +64,101 @@ pub(super) fn fold_listed_path(prefix: &str, path: &str) -> Option<(String, List
 /// Rows fetched per listing query.
 pub(super) const LIST_BATCH: i64 = 1000;
 
-/// The storage methods, expanded once per driver. The invoking module must
-/// have `reader()` and `writer()` pools and a `dialect` module with
-/// `LOCK_KV_METADATA`.
 macro_rules! impl_queries {
     ($storage:ty) => {
-        use $crate::storage::queries as q;
+        use futures::future::BoxFuture;
+        use $crate::storage::queries::{self as q, TxOutcome};
+        use $crate::storage::rows::{self, policies_json};
+        use $crate::storage::sql;
         use $crate::storage::{
             BarrierRecord, DataKeyCounts, DataKeyRecord, InitRecord, KeyTermRecord, KvConfigRecord,
             KvMetadataRead, KvMetadataUpdate, KvVersionRead, KvVersions, KvWrite, KvWriteOutcome,
             MountRecord, Result, SealedBlob, StorageError, TokenRecord, UnixNanos, to_i64, to_u64,
         };
 
+        /// A write transaction as a closure over the connection.
+        type Job<T> =
+            Box<dyn for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<TxOutcome<T>>> + Send>;
+
+        /// Boxes a write closure, fixing its higher-ranked signature.
+        fn job<T, F>(f: F) -> Job<T>
+        where
+            F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, Result<TxOutcome<T>>> + Send + 'static,
+        {
+            Box::new(f)
+        }
+
         impl $storage {
             pub async fn barrier_record(&self) -> Result<Option<BarrierRecord>> {
-                let row: Option<q::BarrierRow> = sqlx::query_as(q::SELECT_BARRIER)
+                let row: Option<rows::BarrierRow> = sqlx::query_as(sql::SELECT_BARRIER)
                     .fetch_optional(self.reader())
                     .await?;
-                row.map(q::BarrierRow::into_record).transpose()
+                row.map(rows::BarrierRow::into_record).transpose()
             }
 
             pub async fn initialize(&self, init: &InitRecord) -> Result<()> {
-                let mut tx = self.writer().begin().await?;
-                let b = &init.barrier;
-                let inserted = sqlx::query(q::INSERT_BARRIER)
-                    .bind(&b.seal_type)
-                    .bind(i64::from(b.secret_shares))
-                    .bind(i64::from(b.secret_threshold))
-                    .bind(&b.sealed_root_key)
-                    .bind(&b.sealed_token_key)
-                    .bind(&b.cluster_id)
-                    .bind(&b.cluster_name)
-                    .bind(b.initialized_at)
-                    .execute(&mut *tx)
-                    .await;
-                if let Err(err) = inserted {
-                    return Err(match StorageError::from(err) {
-                        StorageError::Conflict(_) => StorageError::Conflict("initialisation"),
-                        other => other,
-                    });
-                }
-                insert_key_term(&mut *tx, &init.first_term).await?;
-                insert_token(&mut *tx, &init.root_token).await?;
-                for mount in &init.mounts {
-                    insert_mount(&mut *tx, mount).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                let init = InitRecord {
+                    barrier: init.barrier.clone(),
+                    first_term: init.first_term.clone(),
+                    root_token: init.root_token.clone(),
+                    mounts: init.mounts.clone(),
+                };
+                self.write(job(move |conn| {
+                    Box::pin(async move {
+                        let b = &init.barrier;
+                        let inserted = sqlx::query(sql::INSERT_BARRIER)
+                            .bind(&b.seal_type)
+                            .bind(i64::from(b.secret_shares))
+                            .bind(i64::from(b.secret_threshold))
+                            .bind(&b.sealed_root_key)
+                            .bind(&b.sealed_token_key)
+                            .bind(&b.cluster_id)
+                            .bind(&b.cluster_name)
+                            .bind(b.initialized_at)
+                            .execute(&mut *conn)
+                            .await;
+                        if let Err(err) = inserted {
+                            return Err(match StorageError::from(err) {
+                                StorageError::Conflict(_) => {
+                                    StorageError::Conflict("initialisation")
+                                }
+                                other => other,
+                            });
+                        }
+                        insert_key_term(&mut *conn, &init.first_term).await?;
+                        insert_token(&mut *conn, &init.root_token).await?;
+                        for mount in &init.mounts {
+                            insert_mount(&mut *conn, mount).await?;
+                        }
+                        Ok(TxOutcome::commit(()))
+                    })
+                }))
+                .await
             }
 
             pub async fn key_terms(&self) -> Result<Vec<KeyTermRecord>> {
-                let rows: Vec<q::KeyTermRow> = sqlx::query_as(q::SELECT_KEY_TERMS)
+                let rows: Vec<rows::KeyTermRow> = sqlx::query_as(sql::SELECT_KEY_TERMS)
                     .fetch_all(self.reader())
                     .await?;
-                rows.into_iter().map(q::KeyTermRow::into_record).collect()
+                rows.into_iter()
+                    .map(rows::KeyTermRow::into_record)
+                    .collect()
             }
 
             pub async fn add_key_term(&self, term: &KeyTermRecord) -> Result<()> {
-                insert_key_term(self.writer(), term)
-                    .await
-                    .map_err(|e| match e {
-                        StorageError::Conflict(_) => StorageError::Conflict("key term"),
-                        other => other,
+                let term = term.clone();
+                self.write(job(move |conn| {
+                    Box::pin(async move {
+                        insert_key_term(&mut *conn, &term)
+                            .await
+                            .map_err(|e| match e {
+                                StorageError::Conflict(_) => StorageError::Conflict("key term"),
+                                other => other,
+                            })?;
+                        Ok(TxOutcome::commit(()))
                     })
+                }))
+                .await
             }
 
             pub async fn data_keys_below_term(
@@ -514,36 +166,47 @@ macro_rules! impl_queries {
                 term: u32,
                 limit: u32,
             ) -> Result<Vec<DataKeyRecord>> {
-                let rows: Vec<q::DataKeyRow> = sqlx::query_as(q::SELECT_DATA_KEYS_BELOW)
+                let rows: Vec<rows::DataKeyRow> = sqlx::query_as(sql::SELECT_DATA_KEYS_BELOW)
                     .bind(i64::from(term))
                     .bind(i64::from(limit))
                     .fetch_all(self.reader())
                     .await?;
-                rows.into_iter().map(q::DataKeyRow::into_record).collect()
+                rows.into_iter()
+                    .map(rows::DataKeyRow::into_record)
+                    .collect()
             }
 
             pub async fn rewrap_data_keys(
                 &self,
                 rewrapped: &[(DataKeyRecord, u32)],
             ) -> Result<u64> {
-                let mut tx = self.writer().begin().await?;
-                let mut done = 0;
-                for (key, old_term) in rewrapped {
-                    done += sqlx::query(q::REWRAP_DATA_KEY)
-                        .bind(i64::from(key.term))
-                        .bind(&key.wrapped)
-                        .bind(&key.id)
-                        .bind(i64::from(*old_term))
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                let rewrapped = rewrapped.to_vec();
+                let done = self
+                    .write(job(move |conn| {
+                        Box::pin(async move {
+                            let mut done = 0;
+                            for (key, old_term) in &rewrapped {
+                                done += sqlx::query(sql::REWRAP_DATA_KEY)
+                                    .bind(i64::from(key.term))
+                                    .bind(&key.wrapped)
+                                    .bind(&key.id)
+                                    .bind(i64::from(*old_term))
+                                    .execute(&mut *conn)
+                                    .await?
+                                    .rows_affected();
+                            }
+                            Ok(TxOutcome::commit(done))
+                        })
+                    }))
+                    .await?;
+                if let Some(cache) = self.cache() {
+                    cache.invalidate_all_kv();
                 }
-                tx.commit().await?;
                 Ok(done)
             }
 
             pub async fn data_key_counts(&self, term: u32) -> Result<DataKeyCounts> {
-                let row: q::CountsRow = sqlx::query_as(q::COUNT_DATA_KEYS)
+                let row: rows::CountsRow = sqlx::query_as(sql::COUNT_DATA_KEYS)
                     .bind(i64::from(term))
                     .fetch_one(self.reader())
                     .await?;
@@ -555,65 +218,112 @@ macro_rules! impl_queries {
             }
 
             pub async fn mounts(&self) -> Result<Vec<MountRecord>> {
-                let rows: Vec<q::MountRow> = sqlx::query_as(q::SELECT_MOUNTS)
+                let rows: Vec<rows::MountRow> = sqlx::query_as(sql::SELECT_MOUNTS)
                     .fetch_all(self.reader())
                     .await?;
-                rows.into_iter().map(q::MountRow::into_record).collect()
+                rows.into_iter().map(rows::MountRow::into_record).collect()
             }
 
             pub async fn create_mount(&self, mount: &MountRecord) -> Result<()> {
-                insert_mount(self.writer(), mount)
-                    .await
-                    .map_err(|e| match e {
-                        StorageError::Conflict(_) => StorageError::Conflict("mount path"),
-                        other => other,
+                let mount = mount.clone();
+                self.write(job(move |conn| {
+                    Box::pin(async move {
+                        insert_mount(&mut *conn, &mount)
+                            .await
+                            .map_err(|e| match e {
+                                StorageError::Conflict(_) => StorageError::Conflict("mount path"),
+                                other => other,
+                            })?;
+                        Ok(TxOutcome::commit(()))
                     })
+                }))
+                .await
             }
 
             pub async fn delete_mount(&self, uuid: &str) -> Result<()> {
-                let mut tx = self.writer().begin().await?;
-                for sql in [
-                    q::DELETE_MOUNT_DATA_KEYS,
-                    q::DELETE_MOUNT_VERSIONS,
-                    q::DELETE_MOUNT_METADATA,
-                    q::DELETE_MOUNT_CONFIG,
-                    q::DELETE_MOUNT,
-                ] {
-                    sqlx::query(sql).bind(uuid).execute(&mut *tx).await?;
+                let uuid = uuid.to_owned();
+                self.write(job(move |conn| {
+                    Box::pin(async move {
+                        for statement in [
+                            sql::DELETE_MOUNT_DATA_KEYS,
+                            sql::DELETE_MOUNT_VERSIONS,
+                            sql::DELETE_MOUNT_METADATA,
+                            sql::DELETE_MOUNT_CONFIG,
+                            sql::DELETE_MOUNT,
+                        ] {
+                            sqlx::query(statement)
+                                .bind(&uuid)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        Ok(TxOutcome::commit(()))
+                    })
+                }))
+                .await?;
+                if let Some(cache) = self.cache() {
+                    cache.invalidate_all_kv();
                 }
-                tx.commit().await?;
                 Ok(())
             }
 
             pub async fn create_token(&self, token: &TokenRecord) -> Result<()> {
-                insert_token(self.writer(), token).await
+                let token = token.clone();
+                let hash = token.hash.clone();
+                self.write(job(move |conn| {
+                    Box::pin(async move {
+                        insert_token(&mut *conn, &token).await?;
+                        Ok(TxOutcome::commit(()))
+                    })
+                }))
+                .await?;
+                if let Some(cache) = self.cache() {
+                    cache.invalidate_token(&hash);
+                }
+                Ok(())
             }
 
             pub async fn token(&self, hash: &[u8]) -> Result<Option<TokenRecord>> {
-                let row: Option<q::TokenRow> = sqlx::query_as(q::SELECT_TOKEN)
+                let cache = self.cache();
+                if let Some(hit) = cache.and_then(|c| c.token(hash)) {
+                    return Ok(Some(hit));
+                }
+                let epoch = cache.map(|c| c.epoch());
+                let row: Option<rows::TokenRow> = sqlx::query_as(sql::SELECT_TOKEN)
                     .bind(hash)
                     .fetch_optional(self.reader())
                     .await?;
-                row.map(q::TokenRow::into_record).transpose()
+                let record = row.map(rows::TokenRow::into_record).transpose()?;
+                if let (Some(cache), Some(epoch), Some(record)) = (cache, epoch, &record) {
+                    cache.fill_token(epoch, record);
+                }
+                Ok(record)
             }
 
             pub async fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>> {
-                let row: Option<q::KvConfigRow> = sqlx::query_as(q::SELECT_KV_CONFIG)
+                let row: Option<rows::KvConfigRow> = sqlx::query_as(sql::SELECT_KV_CONFIG)
                     .bind(mount)
                     .fetch_optional(self.reader())
                     .await?;
-                row.map(q::KvConfigRow::into_record).transpose()
+                row.map(rows::KvConfigRow::into_record).transpose()
             }
 
             pub async fn set_kv_config(&self, mount: &str, config: &KvConfigRecord) -> Result<()> {
-                sqlx::query(q::UPSERT_KV_CONFIG)
-                    .bind(mount)
-                    .bind(i64::from(config.max_versions))
-                    .bind(config.cas_required)
-                    .bind(to_i64(config.delete_version_after, "delete_version_after")?)
-                    .execute(self.writer())
-                    .await?;
-                Ok(())
+                let mount = mount.to_owned();
+                let config = *config;
+                let delete_after = to_i64(config.delete_version_after, "delete_version_after")?;
+                self.write(job(move |conn| {
+                    Box::pin(async move {
+                        sqlx::query(sql::UPSERT_KV_CONFIG)
+                            .bind(&mount)
+                            .bind(i64::from(config.max_versions))
+                            .bind(config.cas_required)
+                            .bind(delete_after)
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(TxOutcome::commit(()))
+                    })
+                }))
+                .await
             }
 
             pub async fn kv_write<F, E>(
@@ -622,94 +332,30 @@ macro_rules! impl_queries {
                 seal: F,
             ) -> Result<KvWriteOutcome<E>>
             where
-                F: Fn(u64) -> std::result::Result<SealedBlob, E> + Send + Sync,
-                E: Send,
+                F: Fn(u64) -> std::result::Result<SealedBlob, E> + Send + Sync + 'static,
+                E: Send + 'static,
             {
-                let (mount, path, now) = (write.mount, write.path, write.now);
-                let mut tx = self.writer().begin().await?;
-                sqlx::query(q::ENSURE_KV_METADATA)
-                    .bind(mount)
-                    .bind(path)
-                    .bind(now)
-                    .execute(&mut *tx)
+                let (mount, path) = (write.mount.to_owned(), write.path.to_owned());
+                let (cas, expect_version, now) = (write.cas, write.expect_version, write.now);
+                let (cache_mount, cache_path) = (mount.clone(), path.clone());
+                let outcome = self
+                    .write(job(move |conn| {
+                        Box::pin(async move {
+                            let outcome =
+                                write_version(conn, &mount, &path, cas, expect_version, now, &seal)
+                                    .await?;
+                            Ok(match outcome {
+                                KvWriteOutcome::Written { .. } => TxOutcome::commit(outcome),
+                                // Refused: drop the metadata row the attempt created.
+                                _ => TxOutcome::rollback(outcome),
+                            })
+                        })
+                    }))
                     .await?;
-                let meta: q::KvMetadataRow = sqlx::query_as(dialect::LOCK_KV_METADATA)
-                    .bind(mount)
-                    .bind(path)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let settings = meta.settings()?;
-                let config = meta.mount_config()?;
-                let current = to_u64(meta.current_version, "current_version")?;
-                let cas_required = settings.cas_required || config.cas_required;
-                match write.cas {
-                    None if cas_required => return Ok(KvWriteOutcome::CasRequired),
-                    Some(cas) if cas != current => return Ok(KvWriteOutcome::CasMismatch),
-                    _ => {}
+                if let (Some(cache), KvWriteOutcome::Written { .. }) = (self.cache(), &outcome) {
+                    cache.invalidate_kv(&cache_mount, &cache_path);
                 }
-                if write.expect_version.is_some_and(|v| v != current) {
-                    return Ok(KvWriteOutcome::Raced);
-                }
-                let version = current + 1;
-                let sealed = match seal(version) {
-                    Ok(sealed) => sealed,
-                    Err(err) => return Ok(KvWriteOutcome::SealFailed(err)),
-                };
-                let delete_after = match settings.delete_version_after {
-                    0 => config.delete_version_after,
-                    own => own,
-                };
-                let deletion_time = match delete_after {
-                    0 => None,
-                    secs => Some($crate::time::add_seconds(now, secs)),
-                };
-                let version_i64 = to_i64(version, "version")?;
-                insert_data_key(&mut *tx, &sealed.dek).await?;
-                sqlx::query(q::INSERT_KV_VERSION)
-                    .bind(mount)
-                    .bind(path)
-                    .bind(version_i64)
-                    .bind(now)
-                    .bind(deletion_time)
-                    .bind(&sealed.dek.id)
-                    .bind(&sealed.ciphertext)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query(q::BUMP_KV_VERSION)
-                    .bind(mount)
-                    .bind(path)
-                    .bind(version_i64)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                let keep = match settings.max_versions.max(config.max_versions) {
-                    0 => $crate::storage::DEFAULT_MAX_VERSIONS,
-                    n => u64::from(n),
-                };
-                if version > keep {
-                    let cutoff = to_i64(version - keep, "version")?;
-                    for sql in [q::PRUNE_KV_DATA_KEYS, q::PRUNE_KV_VERSIONS] {
-                        sqlx::query(sql)
-                            .bind(mount)
-                            .bind(path)
-                            .bind(cutoff)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    sqlx::query(q::PRUNE_KV_OLDEST)
-                        .bind(mount)
-                        .bind(path)
-                        .bind(cutoff + 1)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(KvWriteOutcome::Written {
-                    version,
-                    created_at: now,
-                    deletion_time,
-                    custom_metadata: meta.custom_metadata()?,
-                })
+                Ok(outcome)
             }
 
             pub async fn kv_read(
@@ -718,13 +364,22 @@ macro_rules! impl_queries {
                 path: &str,
                 version: u64,
             ) -> Result<Option<KvVersionRead>> {
-                let row: Option<q::KvVersionRow> = sqlx::query_as(q::SELECT_KV_VERSION)
+                let cache = self.cache().filter(|_| version == 0);
+                if let Some(hit) = cache.and_then(|c| c.kv_latest(mount, path)) {
+                    return Ok(Some(hit));
+                }
+                let epoch = cache.map(|c| c.epoch());
+                let row: Option<rows::KvVersionRow> = sqlx::query_as(sql::SELECT_KV_VERSION)
                     .bind(mount)
                     .bind(path)
                     .bind(to_i64(version, "version")?)
                     .fetch_optional(self.reader())
                     .await?;
-                row.map(q::KvVersionRow::into_read).transpose()
+                let read = row.map(rows::KvVersionRow::into_read).transpose()?;
+                if let (Some(cache), Some(epoch), Some(read)) = (cache, epoch, &read) {
+                    cache.fill_kv_latest(epoch, mount, path, read);
+                }
+                Ok(read)
             }
 
             pub async fn kv_metadata(
@@ -733,7 +388,7 @@ macro_rules! impl_queries {
                 path: &str,
             ) -> Result<Option<KvMetadataRead>> {
                 let mut conn = self.reader().acquire().await?;
-                let meta: Option<q::KvMetadataRow> = sqlx::query_as(q::SELECT_KV_METADATA)
+                let meta: Option<rows::KvMetadataRow> = sqlx::query_as(sql::SELECT_KV_METADATA)
                     .bind(mount)
                     .bind(path)
                     .fetch_optional(&mut *conn)
@@ -741,7 +396,7 @@ macro_rules! impl_queries {
                 let Some(meta) = meta else {
                     return Ok(None);
                 };
-                let rows: Vec<q::KvVersionInfoRow> = sqlx::query_as(q::SELECT_KV_VERSION_LIST)
+                let rows: Vec<rows::KvVersionInfoRow> = sqlx::query_as(sql::SELECT_KV_VERSION_LIST)
                     .bind(mount)
                     .bind(path)
                     .fetch_all(&mut *conn)
@@ -755,7 +410,7 @@ macro_rules! impl_queries {
                     updated_at: meta.updated_at,
                     versions: rows
                         .into_iter()
-                        .map(q::KvVersionInfoRow::into_record)
+                        .map(rows::KvVersionInfoRow::into_record)
                         .collect::<Result<_>>()?,
                 }))
             }
@@ -767,52 +422,61 @@ macro_rules! impl_queries {
                 update: &KvMetadataUpdate,
                 now: UnixNanos,
             ) -> Result<()> {
-                let mut tx = self.writer().begin().await?;
-                sqlx::query(q::ENSURE_KV_METADATA)
-                    .bind(mount)
-                    .bind(path)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                let meta: q::KvMetadataRow = sqlx::query_as(dialect::LOCK_KV_METADATA)
-                    .bind(mount)
-                    .bind(path)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                sqlx::query(q::UPDATE_KV_SETTINGS)
-                    .bind(mount)
-                    .bind(path)
-                    .bind(update.max_versions.map(i64::from))
-                    .bind(update.cas_required)
-                    .bind(
-                        update
-                            .delete_version_after
-                            .map(|d| to_i64(d, "delete_version_after"))
-                            .transpose()?,
-                    )
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(custom) = &update.custom_metadata {
-                    if let Some(old) = meta.custom_metadata()? {
-                        sqlx::query(q::DELETE_DATA_KEY)
-                            .bind(&old.dek.id)
-                            .execute(&mut *tx)
+                let (mount, path) = (mount.to_owned(), path.to_owned());
+                let max_versions = update.max_versions.map(i64::from);
+                let cas_required = update.cas_required;
+                let delete_after = update
+                    .delete_version_after
+                    .map(|d| to_i64(d, "delete_version_after"))
+                    .transpose()?;
+                let custom = update.custom_metadata.clone();
+                let (cache_mount, cache_path) = (mount.clone(), path.clone());
+                self.write(job(move |conn| {
+                    Box::pin(async move {
+                        sqlx::query(sql::ENSURE_KV_METADATA)
+                            .bind(&mount)
+                            .bind(&path)
+                            .bind(now)
+                            .execute(&mut *conn)
                             .await?;
-                    }
-                    if let Some(new) = custom {
-                        insert_data_key(&mut *tx, &new.dek).await?;
-                    }
-                    sqlx::query(q::UPDATE_KV_CUSTOM)
-                        .bind(mount)
-                        .bind(path)
-                        .bind(custom.as_ref().map(|c| &c.dek.id))
-                        .bind(custom.as_ref().map(|c| &c.ciphertext))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
+                        let meta: rows::KvMetadataRow = sqlx::query_as(dialect::LOCK_KV_METADATA)
+                            .bind(&mount)
+                            .bind(&path)
+                            .fetch_one(&mut *conn)
+                            .await?;
+                        sqlx::query(sql::UPDATE_KV_SETTINGS)
+                            .bind(&mount)
+                            .bind(&path)
+                            .bind(max_versions)
+                            .bind(cas_required)
+                            .bind(delete_after)
+                            .bind(now)
+                            .execute(&mut *conn)
+                            .await?;
+                        if let Some(custom) = &custom {
+                            if let Some(old) = meta.custom_metadata()? {
+                                sqlx::query(sql::DELETE_DATA_KEY)
+                                    .bind(&old.dek.id)
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                            if let Some(new) = custom {
+                                insert_data_key(&mut *conn, &new.dek).await?;
+                            }
+                            sqlx::query(sql::UPDATE_KV_CUSTOM)
+                                .bind(&mount)
+                                .bind(&path)
+                                .bind(custom.as_ref().map(|c| &c.dek.id))
+                                .bind(custom.as_ref().map(|c| &c.ciphertext))
+                                .bind(now)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        Ok(TxOutcome::commit(()))
+                    })
+                }))
+                .await?;
+                self.after_kv_change(&cache_mount, &cache_path);
                 Ok(())
             }
 
@@ -823,29 +487,44 @@ macro_rules! impl_queries {
                 versions: KvVersions<'_>,
                 now: UnixNanos,
             ) -> Result<()> {
-                let mut tx = self.writer().begin().await?;
-                match versions {
-                    KvVersions::Latest => {
-                        sqlx::query(q::SOFT_DELETE_LATEST)
-                            .bind(mount)
-                            .bind(path)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    KvVersions::These(list) => {
-                        for &version in list {
-                            sqlx::query(q::SOFT_DELETE_VERSION)
-                                .bind(mount)
-                                .bind(path)
-                                .bind(now)
-                                .bind(to_i64(version, "version")?)
-                                .execute(&mut *tx)
-                                .await?;
+                let (mount, path) = (mount.to_owned(), path.to_owned());
+                let list: Option<Vec<i64>> = match versions {
+                    KvVersions::Latest => None,
+                    KvVersions::These(list) => Some(
+                        list.iter()
+                            .map(|&v| to_i64(v, "version"))
+                            .collect::<Result<_>>()?,
+                    ),
+                };
+                let (cache_mount, cache_path) = (mount.clone(), path.clone());
+                self.write(job(move |conn| {
+                    Box::pin(async move {
+                        match &list {
+                            None => {
+                                sqlx::query(sql::SOFT_DELETE_LATEST)
+                                    .bind(&mount)
+                                    .bind(&path)
+                                    .bind(now)
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                            Some(list) => {
+                                for &version in list {
+                                    sqlx::query(sql::SOFT_DELETE_VERSION)
+                                        .bind(&mount)
+                                        .bind(&path)
+                                        .bind(now)
+                                        .bind(version)
+                                        .execute(&mut *conn)
+                                        .await?;
+                                }
+                            }
                         }
-                    }
-                }
-                tx.commit().await?;
+                        Ok(TxOutcome::commit(()))
+                    })
+                }))
+                .await?;
+                self.after_kv_change(&cache_mount, &cache_path);
                 Ok(())
             }
 
@@ -855,7 +534,7 @@ macro_rules! impl_queries {
                 path: &str,
                 versions: &[u64],
             ) -> Result<()> {
-                self.for_each_version(q::UNDELETE_VERSION, None, mount, path, versions)
+                self.for_each_version(&[sql::UNDELETE_VERSION], mount, path, versions)
                     .await
             }
 
@@ -866,8 +545,7 @@ macro_rules! impl_queries {
                 versions: &[u64],
             ) -> Result<()> {
                 self.for_each_version(
-                    q::DESTROY_VERSION_KEY,
-                    Some(q::DESTROY_VERSION),
+                    &[sql::DESTROY_VERSION_KEY, sql::DESTROY_VERSION],
                     mount,
                     path,
                     versions,
@@ -875,45 +553,68 @@ macro_rules! impl_queries {
                 .await
             }
 
-            /// Runs one or two statements for each version, in one transaction.
+            /// Runs `statements` for each version, in one transaction.
             async fn for_each_version(
                 &self,
-                first: &'static str,
-                second: Option<&'static str>,
+                statements: &'static [&'static str],
                 mount: &str,
                 path: &str,
                 versions: &[u64],
             ) -> Result<()> {
-                let mut tx = self.writer().begin().await?;
-                for &version in versions {
-                    for sql in std::iter::once(first).chain(second) {
-                        sqlx::query(sql)
-                            .bind(mount)
-                            .bind(path)
-                            .bind(to_i64(version, "version")?)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                tx.commit().await?;
+                let (mount, path) = (mount.to_owned(), path.to_owned());
+                let versions: Vec<i64> = versions
+                    .iter()
+                    .map(|&v| to_i64(v, "version"))
+                    .collect::<Result<_>>()?;
+                let (cache_mount, cache_path) = (mount.clone(), path.clone());
+                self.write(job(move |conn| {
+                    Box::pin(async move {
+                        for &version in &versions {
+                            for statement in statements {
+                                sqlx::query(statement)
+                                    .bind(&mount)
+                                    .bind(&path)
+                                    .bind(version)
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                        }
+                        Ok(TxOutcome::commit(()))
+                    })
+                }))
+                .await?;
+                self.after_kv_change(&cache_mount, &cache_path);
                 Ok(())
             }
 
             pub async fn kv_delete_key(&self, mount: &str, path: &str) -> Result<()> {
-                let mut tx = self.writer().begin().await?;
-                for sql in [
-                    q::DELETE_KEY_DATA_KEYS,
-                    q::DELETE_KEY_VERSIONS,
-                    q::DELETE_KEY_METADATA,
-                ] {
-                    sqlx::query(sql)
-                        .bind(mount)
-                        .bind(path)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
+                let (mount, path) = (mount.to_owned(), path.to_owned());
+                let (cache_mount, cache_path) = (mount.clone(), path.clone());
+                self.write(job(move |conn| {
+                    Box::pin(async move {
+                        for statement in [
+                            sql::DELETE_KEY_DATA_KEYS,
+                            sql::DELETE_KEY_VERSIONS,
+                            sql::DELETE_KEY_METADATA,
+                        ] {
+                            sqlx::query(statement)
+                                .bind(&mount)
+                                .bind(&path)
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        Ok(TxOutcome::commit(()))
+                    })
+                }))
+                .await?;
+                self.after_kv_change(&cache_mount, &cache_path);
                 Ok(())
+            }
+
+            fn after_kv_change(&self, mount: &str, path: &str) {
+                if let Some(cache) = self.cache() {
+                    cache.invalidate_kv(mount, path);
+                }
             }
 
             pub async fn kv_list(
@@ -934,11 +635,11 @@ macro_rules! impl_queries {
                 };
                 let mut names = Vec::new();
                 'scan: loop {
-                    let (sql, from) = match &cursor {
-                        q::ListCursor::From(p) => (q::LIST_KV_PATHS_FROM, p.clone()),
-                        q::ListCursor::After(p) => (q::LIST_KV_PATHS_AFTER, p.clone()),
+                    let (statement, from) = match &cursor {
+                        q::ListCursor::From(p) => (sql::LIST_KV_PATHS_FROM, p.clone()),
+                        q::ListCursor::After(p) => (sql::LIST_KV_PATHS_AFTER, p.clone()),
                     };
-                    let paths: Vec<(String,)> = sqlx::query_as(sql)
+                    let paths: Vec<(String,)> = sqlx::query_as(statement)
                         .bind(mount)
                         .bind(&from)
                         .bind(upper.as_deref())
@@ -957,8 +658,8 @@ macro_rules! impl_queries {
                             break 'scan;
                         }
                         if skips_directory {
-                            // Everything under the directory is folded into
-                            // its one name: continue past it.
+                            // Everything under the directory folds into its
+                            // one name: continue past it.
                             continue 'scan;
                         }
                     }
@@ -970,37 +671,123 @@ macro_rules! impl_queries {
             }
         }
 
-        async fn insert_key_term<'e, X>(ex: X, term: &KeyTermRecord) -> Result<()>
+        /// The body of a KV write, inside its transaction: ensure and lock
+        /// the key's metadata, check CAS, seal at the decided version,
+        /// insert, and prune past the versions to keep.
+        async fn write_version<F, E>(
+            conn: &mut Conn,
+            mount: &str,
+            path: &str,
+            cas: Option<u64>,
+            expect_version: Option<u64>,
+            now: UnixNanos,
+            seal: &F,
+        ) -> Result<KvWriteOutcome<E>>
         where
-            X: sqlx::Executor<'e, Database = Db>,
+            F: Fn(u64) -> std::result::Result<SealedBlob, E> + Send + Sync,
         {
-            sqlx::query(q::INSERT_KEY_TERM)
+            sqlx::query(sql::ENSURE_KV_METADATA)
+                .bind(mount)
+                .bind(path)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            let meta: rows::KvMetadataRow = sqlx::query_as(dialect::LOCK_KV_METADATA)
+                .bind(mount)
+                .bind(path)
+                .fetch_one(&mut *conn)
+                .await?;
+            let settings = meta.settings()?;
+            let config = meta.mount_config()?;
+            let current = to_u64(meta.current_version, "current_version")?;
+            let cas_required = settings.cas_required || config.cas_required;
+            match cas {
+                None if cas_required => return Ok(KvWriteOutcome::CasRequired),
+                Some(cas) if cas != current => return Ok(KvWriteOutcome::CasMismatch),
+                _ => {}
+            }
+            if expect_version.is_some_and(|v| v != current) {
+                return Ok(KvWriteOutcome::Raced);
+            }
+            let version = current + 1;
+            let sealed = match seal(version) {
+                Ok(sealed) => sealed,
+                Err(err) => return Ok(KvWriteOutcome::SealFailed(err)),
+            };
+            let deletion_time = match (settings.delete_version_after, config.delete_version_after) {
+                (0, 0) => None,
+                (0, secs) | (secs, _) => Some($crate::time::add_seconds(now, secs)),
+            };
+            let version_i64 = to_i64(version, "version")?;
+            insert_data_key(&mut *conn, &sealed.dek).await?;
+            sqlx::query(sql::INSERT_KV_VERSION)
+                .bind(mount)
+                .bind(path)
+                .bind(version_i64)
+                .bind(now)
+                .bind(deletion_time)
+                .bind(&sealed.dek.id)
+                .bind(&sealed.ciphertext)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(sql::BUMP_KV_VERSION)
+                .bind(mount)
+                .bind(path)
+                .bind(version_i64)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?;
+            let keep = match settings.max_versions.max(config.max_versions) {
+                0 => $crate::storage::DEFAULT_MAX_VERSIONS,
+                n => u64::from(n),
+            };
+            if version > keep {
+                let cutoff = to_i64(version - keep, "version")?;
+                for statement in [sql::PRUNE_KV_DATA_KEYS, sql::PRUNE_KV_VERSIONS] {
+                    sqlx::query(statement)
+                        .bind(mount)
+                        .bind(path)
+                        .bind(cutoff)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                sqlx::query(sql::PRUNE_KV_OLDEST)
+                    .bind(mount)
+                    .bind(path)
+                    .bind(cutoff + 1)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Ok(KvWriteOutcome::Written {
+                version,
+                created_at: now,
+                deletion_time,
+                custom_metadata: meta.custom_metadata()?,
+            })
+        }
+
+        async fn insert_key_term(conn: &mut Conn, term: &KeyTermRecord) -> Result<()> {
+            sqlx::query(sql::INSERT_KEY_TERM)
                 .bind(i64::from(term.term))
                 .bind(&term.sealed_key)
                 .bind(term.installed_at)
-                .execute(ex)
+                .execute(&mut *conn)
                 .await?;
             Ok(())
         }
 
-        async fn insert_data_key<'e, X>(ex: X, key: &DataKeyRecord) -> Result<()>
-        where
-            X: sqlx::Executor<'e, Database = Db>,
-        {
-            sqlx::query(q::INSERT_DATA_KEY)
+        async fn insert_data_key(conn: &mut Conn, key: &DataKeyRecord) -> Result<()> {
+            sqlx::query(sql::INSERT_DATA_KEY)
                 .bind(&key.id)
                 .bind(i64::from(key.term))
                 .bind(&key.wrapped)
-                .execute(ex)
+                .execute(&mut *conn)
                 .await?;
             Ok(())
         }
 
-        async fn insert_mount<'e, X>(ex: X, m: &MountRecord) -> Result<()>
-        where
-            X: sqlx::Executor<'e, Database = Db>,
-        {
-            sqlx::query(q::INSERT_MOUNT)
+        async fn insert_mount(conn: &mut Conn, m: &MountRecord) -> Result<()> {
+            sqlx::query(sql::INSERT_MOUNT)
                 .bind(&m.uuid)
                 .bind(&m.path)
                 .bind(m.kind.as_str())
@@ -1010,20 +797,17 @@ macro_rules! impl_queries {
                 .bind(&m.options)
                 .bind(&m.config)
                 .bind(m.created_at)
-                .execute(ex)
+                .execute(&mut *conn)
                 .await?;
             Ok(())
         }
 
-        async fn insert_token<'e, X>(ex: X, t: &TokenRecord) -> Result<()>
-        where
-            X: sqlx::Executor<'e, Database = Db>,
-        {
-            sqlx::query(q::INSERT_TOKEN)
+        async fn insert_token(conn: &mut Conn, t: &TokenRecord) -> Result<()> {
+            sqlx::query(sql::INSERT_TOKEN)
                 .bind(&t.hash)
                 .bind(&t.accessor)
                 .bind(t.parent.as_deref())
-                .bind(q::policies_json(&t.policies))
+                .bind(policies_json(&t.policies))
                 .bind(&t.meta)
                 .bind(&t.display_name)
                 .bind(to_i64(t.num_uses, "num_uses")?)
@@ -1036,7 +820,7 @@ macro_rules! impl_queries {
                 .bind(t.orphan)
                 .bind(&t.token_type)
                 .bind(&t.path)
-                .execute(ex)
+                .execute(&mut *conn)
                 .await?;
             Ok(())
         }

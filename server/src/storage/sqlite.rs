@@ -1,23 +1,37 @@
 //! SQLite: one file, one node.
 //!
-//! WAL mode with `synchronous = FULL`, so every acknowledged write has been
-//! fsynced. Writes go through a pool of exactly one connection, so write
-//! transactions never race each other for SQLite's lock; reads use a
-//! separate pool and run concurrently with the writer (WAL readers see the
-//! last committed state).
+//! - **One process.** An exclusive lock on `<db>.lock` is held for as long
+//!   as the storage is open, so a second server on the same file refuses
+//!   to start. That is what lets this process cache rows ([`RowCache`]).
+//! - **Durable writes.** WAL with `synchronous = FULL`: an acknowledged
+//!   write has been fsynced.
+//! - **Group commit.** One writer task owns the only connection that
+//!   writes. It takes every write transaction queued while it was busy,
+//!   runs each in its own savepoint inside one transaction, commits once
+//!   (one fsync for the whole batch), and only then answers each caller.
+//!   A transaction that fails or decides to roll back undoes only its own
+//!   savepoint; if the batch itself cannot commit, every caller in it gets
+//!   the error and none of their changes is kept.
+//! - **Reads** use a pool of read-only connections; WAL readers see the
+//!   last committed state and never wait for the writer.
 
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, Connection, SqlitePool};
+use tokio::sync::{mpsc, oneshot};
 
 use super::StorageOptions;
+use super::cache::RowCache;
 
-type Db = sqlx::Sqlite;
+type Conn = sqlx::SqliteConnection;
 
 mod dialect {
-    /// SQLite has no row locks; the single writer connection serialises
-    /// writes, so a plain read inside the write transaction is enough.
+    /// SQLite has no row locks; the single writer serialises writes, so a
+    /// plain read inside the write transaction is enough.
     pub const LOCK_KV_METADATA: &str = "SELECT m.current_version, m.oldest_version, \
         m.max_versions, m.cas_required, m.delete_version_after, m.created_at, m.updated_at, \
         m.custom_dek, m.custom_metadata, cdk.term AS custom_term, cdk.wrapped AS custom_wrapped, \
@@ -30,16 +44,28 @@ mod dialect {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
+/// Most write transactions committed together.
+const MAX_BATCH: usize = 256;
+/// Writes that may wait for the writer before callers wait to queue.
+const QUEUE_DEPTH: usize = 4096;
+
 /// Storage in one SQLite file.
 #[derive(Clone)]
 pub struct SqliteStorage {
-    writer: SqlitePool,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     reader: SqlitePool,
+    writes: mpsc::Sender<WriterMessage>,
+    cache: RowCache,
+    /// Held (locked) for the life of the storage.
+    _lock: File,
 }
 
 impl SqliteStorage {
     /// Opens (creating if needed, with mode 0600) the database file named
-    /// by a `sqlite://` URL and migrates it.
+    /// by a `sqlite://` URL, locks it for this process and migrates it.
     pub async fn connect(url: &str, options: &StorageOptions) -> Result<Self> {
         let connect = SqliteConnectOptions::from_str(url)
             .map_err(|e| StorageError::Config(format!("invalid sqlite url: {e}")))?;
@@ -49,6 +75,7 @@ impl SqliteStorage {
                 "sqlite storage needs a file path (sqlite:///path/to/secretd.db)".to_owned(),
             ));
         }
+        let lock = lock_database(&file)?;
         create_private_file(&file)?;
         let connect = connect
             .create_if_missing(true)
@@ -56,40 +83,207 @@ impl SqliteStorage {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(options.connect_timeout)
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(options.connect_timeout)
-            .connect_with(connect.clone())
-            .await?;
+        let mut writer = connect.connect().await?;
         MIGRATOR
-            .run(&writer)
+            .run(&mut writer)
             .await
             .map_err(|e| StorageError::Config(format!("migrating the sqlite database: {e}")))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.connect_timeout)
+            // Each check costs a round trip to the connection's thread, and
+            // a local file connection does not go stale.
+            .test_before_acquire(false)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(connect.read_only(true))
             .await?;
-        Ok(SqliteStorage { writer, reader })
+        let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run_writer(writer, queue));
+        Ok(SqliteStorage {
+            inner: Arc::new(Inner {
+                reader,
+                writes,
+                cache: RowCache::new(),
+                _lock: lock,
+            }),
+        })
     }
 
     fn reader(&self) -> &SqlitePool {
-        &self.reader
+        &self.inner.reader
     }
 
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
+    /// Queues one write transaction for the writer and waits until the
+    /// batch it joined has committed.
+    async fn write<T: Send + 'static>(&self, job: Job<T>) -> Result<T> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Box::new(Pending {
+            job: Some(job),
+            result: None,
+            reply,
+        });
+        self.inner
+            .writes
+            .send(WriterMessage::Write(pending))
+            .await
+            .map_err(|_| StorageError::Closed)?;
+        answer.await.map_err(|_| StorageError::Closed)?
     }
 
+    fn cache(&self) -> Option<&RowCache> {
+        Some(&self.inner.cache)
+    }
+
+    /// Lets queued writes finish, then closes every connection.
     pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        let (ack, done) = oneshot::channel();
+        if self
+            .inner
+            .writes
+            .send(WriterMessage::Close(ack))
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+        self.inner.reader.close().await;
+    }
+}
+
+enum WriterMessage {
+    Write(Box<dyn BatchedWrite>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A write transaction waiting in the writer's queue.
+trait BatchedWrite: Send {
+    /// Runs inside its savepoint; says whether to keep its changes.
+    fn run<'c>(&'c mut self, conn: &'c mut Conn) -> futures::future::BoxFuture<'c, bool>;
+    /// Answers the caller once the batch has committed, or with the batch's
+    /// failure.
+    fn finish(self: Box<Self>, batch_failure: Option<&str>);
+}
+
+struct Pending<T> {
+    job: Option<Job<T>>,
+    result: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T: Send> BatchedWrite for Pending<T> {
+    fn run<'c>(&'c mut self, conn: &'c mut Conn) -> futures::future::BoxFuture<'c, bool> {
+        Box::pin(async move {
+            let Some(job) = self.job.take() else {
+                return false;
+            };
+            match job(conn).await {
+                Ok(outcome) => {
+                    self.result = Some(Ok(outcome.value));
+                    outcome.commit
+                }
+                Err(err) => {
+                    self.result = Some(Err(err));
+                    false
+                }
+            }
+        })
+    }
+
+    fn finish(self: Box<Self>, batch_failure: Option<&str>) {
+        let result = match (batch_failure, self.result) {
+            // The transaction's own error says more than the batch's.
+            (_, Some(Err(err))) => Err(err),
+            (None, Some(Ok(value))) => Ok(value),
+            (Some(failure), _) => Err(StorageError::CommitFailed(failure.to_owned())),
+            (None, None) => Err(StorageError::CommitFailed("the write never ran".to_owned())),
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The writer task: batches queued writes until told to close.
+async fn run_writer(mut conn: Conn, mut queue: mpsc::Receiver<WriterMessage>) {
+    let mut batch: Vec<Box<dyn BatchedWrite>> = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut closing = None;
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                WriterMessage::Write(write) => batch.push(write),
+                WriterMessage::Close(ack) => closing = Some(ack),
+            }
+            next = if closing.is_none() && batch.len() < MAX_BATCH {
+                queue.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !batch.is_empty() {
+            let failure = commit_batch(&mut conn, &mut batch).await.err();
+            if let Some(failure) = &failure {
+                tracing::warn!(error = %failure, writes = batch.len(), "a batch of writes failed");
+            }
+            for write in batch.drain(..) {
+                write.finish(failure.as_deref());
+            }
+        }
+        if let Some(ack) = closing {
+            let _ = conn.close().await;
+            let _ = ack.send(());
+            return;
+        }
+    }
+}
+
+/// One transaction, one savepoint per write, one commit.
+async fn commit_batch(conn: &mut Conn, batch: &mut [Box<dyn BatchedWrite>]) -> Result<(), String> {
+    let describe = |e: sqlx::Error| e.to_string();
+    let mut tx = conn.begin().await.map_err(describe)?;
+    for write in batch.iter_mut() {
+        let mut savepoint = Connection::begin(&mut *tx).await.map_err(describe)?;
+        if write.run(&mut savepoint).await {
+            savepoint.commit().await.map_err(describe)?;
+        } else {
+            savepoint.rollback().await.map_err(describe)?;
+        }
+    }
+    tx.commit().await.map_err(describe)
+}
+
+/// Takes the exclusive lock that makes this process the database's only
+/// user; refuses if another process holds it.
+fn lock_database(db: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| {
+            StorageError::Config(format!("cannot open the lock file {}: {e}", path.display()))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(StorageError::Config(format!(
+            "another secretd process is using {} (it holds {})",
+            db.display(),
+            path.display()
+        ))),
+        Err(TryLockError::Error(e)) => Err(StorageError::Config(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
 }
 
 /// Creates the database file readable by its owner only, before SQLite
 /// creates it with the process umask.
-fn create_private_file(path: &std::path::Path) -> Result<()> {
+fn create_private_file(path: &Path) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new()
         .write(true)

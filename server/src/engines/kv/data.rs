@@ -129,14 +129,13 @@ impl Kv<'_> {
             expect_version,
             now: now_nanos(),
         };
-        let barrier = self.core.barrier();
-        let outcome = self
-            .core
-            .storage()
-            .kv_write(&write, |version| {
-                barrier.seal_value(&self.version_name(path, version), plain)
-            })
-            .await?;
+        // Storage seals inside its transaction, once it knows the version.
+        let barrier = self.core.barrier_handle();
+        let (mount, key) = (self.mount.to_owned(), path.to_owned());
+        let plain = Zeroizing::new(plain.to_vec());
+        let seal =
+            move |version| barrier.seal_value(&super::version_name(&mount, &key, version), &plain);
+        let outcome = self.core.storage().kv_write(&write, seal).await?;
         match outcome {
             KvWriteOutcome::Written {
                 version,

@@ -84,12 +84,17 @@ struct Kv<'a> {
     mount: &'a str,
 }
 
+/// The name (AAD) a version's value is sealed under.
+fn version_name(mount: &str, path: &str, version: u64) -> RecordName {
+    RecordName::new("kv/version")
+        .part(mount)
+        .part(path)
+        .number(version)
+}
+
 impl Kv<'_> {
     fn version_name(&self, path: &str, version: u64) -> RecordName {
-        RecordName::new("kv/version")
-            .part(self.mount)
-            .part(path)
-            .number(version)
+        version_name(self.mount, path, version)
     }
 
     fn custom_metadata_name(&self, path: &str) -> RecordName {

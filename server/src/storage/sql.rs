@@ -1,0 +1,114 @@
+//! The SQL both databases run, written once with `$n` parameters (sqlx
+//! binds them on SQLite too). Statements that differ per dialect live in
+//! the `dialect` module beside each implementation.
+
+pub(super) const SELECT_BARRIER: &str = "SELECT seal_type, secret_shares, secret_threshold, \
+    sealed_root_key, sealed_token_key, cluster_id, cluster_name, initialized_at FROM barrier WHERE id = 1";
+pub(super) const INSERT_BARRIER: &str = "INSERT INTO barrier (id, seal_type, secret_shares, \
+    secret_threshold, sealed_root_key, sealed_token_key, cluster_id, cluster_name, initialized_at) \
+    VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8)";
+pub(super) const SELECT_KEY_TERMS: &str =
+    "SELECT term, sealed_key, installed_at FROM keyring ORDER BY term";
+pub(super) const INSERT_KEY_TERM: &str =
+    "INSERT INTO keyring (term, sealed_key, installed_at) VALUES ($1, $2, $3)";
+pub(super) const INSERT_DATA_KEY: &str =
+    "INSERT INTO data_keys (id, term, wrapped) VALUES ($1, $2, $3)";
+pub(super) const SELECT_DATA_KEYS_BELOW: &str =
+    "SELECT id, term, wrapped FROM data_keys WHERE term < $1 ORDER BY id LIMIT $2";
+pub(super) const REWRAP_DATA_KEY: &str =
+    "UPDATE data_keys SET term = $1, wrapped = $2 WHERE id = $3 AND term = $4";
+pub(super) const COUNT_DATA_KEYS: &str = "SELECT COUNT(*) AS total, \
+    COUNT(*) FILTER (WHERE term = $1) AS on_term, COUNT(*) FILTER (WHERE term < $1) AS below_term \
+    FROM data_keys";
+pub(super) const DELETE_DATA_KEY: &str = "DELETE FROM data_keys WHERE id = $1";
+
+pub(super) const SELECT_MOUNTS: &str = "SELECT uuid, path, kind, mount_type, description, \
+    accessor, options, config, created_at FROM mounts ORDER BY path";
+pub(super) const INSERT_MOUNT: &str = "INSERT INTO mounts (uuid, path, kind, mount_type, \
+    description, accessor, options, config, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(super) const DELETE_MOUNT_DATA_KEYS: &str = "DELETE FROM data_keys WHERE id IN \
+    (SELECT dek FROM kv_versions WHERE mount_uuid = $1 AND dek IS NOT NULL \
+     UNION SELECT custom_dek FROM kv_metadata WHERE mount_uuid = $1 AND custom_dek IS NOT NULL)";
+pub(super) const DELETE_MOUNT_VERSIONS: &str = "DELETE FROM kv_versions WHERE mount_uuid = $1";
+pub(super) const DELETE_MOUNT_METADATA: &str = "DELETE FROM kv_metadata WHERE mount_uuid = $1";
+pub(super) const DELETE_MOUNT_CONFIG: &str = "DELETE FROM kv_config WHERE mount_uuid = $1";
+pub(super) const DELETE_MOUNT: &str = "DELETE FROM mounts WHERE uuid = $1";
+
+pub(super) const INSERT_TOKEN: &str = "INSERT INTO tokens (hash, accessor, parent, policies, \
+    meta, display_name, num_uses, created_at, expire_at, creation_ttl, explicit_max_ttl, period, \
+    renewable, orphan, token_type, path) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+pub(super) const SELECT_TOKEN: &str = "SELECT hash, accessor, parent, policies, meta, \
+    display_name, num_uses, created_at, expire_at, creation_ttl, explicit_max_ttl, period, \
+    renewable, orphan, token_type, path FROM tokens WHERE hash = $1";
+
+pub(super) const SELECT_KV_CONFIG: &str = "SELECT max_versions, cas_required, \
+    delete_version_after FROM kv_config WHERE mount_uuid = $1";
+pub(super) const UPSERT_KV_CONFIG: &str = "INSERT INTO kv_config (mount_uuid, max_versions, \
+    cas_required, delete_version_after) VALUES ($1, $2, $3, $4) ON CONFLICT (mount_uuid) DO UPDATE \
+    SET max_versions = excluded.max_versions, cas_required = excluded.cas_required, \
+    delete_version_after = excluded.delete_version_after";
+
+pub(super) const ENSURE_KV_METADATA: &str = "INSERT INTO kv_metadata (mount_uuid, path, \
+    current_version, oldest_version, max_versions, cas_required, delete_version_after, \
+    created_at, updated_at) VALUES ($1, $2, 0, 0, 0, FALSE, 0, $3, $3) \
+    ON CONFLICT (mount_uuid, path) DO NOTHING";
+pub(super) const SELECT_KV_METADATA: &str = "SELECT m.current_version, m.oldest_version, \
+    m.max_versions, m.cas_required, m.delete_version_after, m.created_at, m.updated_at, \
+    m.custom_dek, m.custom_metadata, cdk.term AS custom_term, cdk.wrapped AS custom_wrapped, \
+    c.max_versions AS config_max_versions, c.cas_required AS config_cas_required, \
+    c.delete_version_after AS config_delete_version_after \
+    FROM kv_metadata m LEFT JOIN data_keys cdk ON cdk.id = m.custom_dek \
+    LEFT JOIN kv_config c ON c.mount_uuid = m.mount_uuid \
+    WHERE m.mount_uuid = $1 AND m.path = $2";
+pub(super) const INSERT_KV_VERSION: &str = "INSERT INTO kv_versions (mount_uuid, path, version, \
+    created_at, deletion_time, destroyed, dek, ciphertext) VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7)";
+pub(super) const BUMP_KV_VERSION: &str = "UPDATE kv_metadata SET current_version = $3, \
+    updated_at = $4, oldest_version = CASE WHEN oldest_version = 0 THEN $3 ELSE oldest_version END \
+    WHERE mount_uuid = $1 AND path = $2";
+pub(super) const PRUNE_KV_DATA_KEYS: &str = "DELETE FROM data_keys WHERE id IN (SELECT dek FROM \
+    kv_versions WHERE mount_uuid = $1 AND path = $2 AND version <= $3 AND dek IS NOT NULL)";
+pub(super) const PRUNE_KV_VERSIONS: &str =
+    "DELETE FROM kv_versions WHERE mount_uuid = $1 AND path = $2 AND version <= $3";
+pub(super) const PRUNE_KV_OLDEST: &str = "UPDATE kv_metadata SET oldest_version = $3 \
+    WHERE mount_uuid = $1 AND path = $2 AND oldest_version < $3";
+pub(super) const SELECT_KV_VERSION: &str = "SELECT m.current_version, m.custom_dek, \
+    m.custom_metadata, cdk.term AS custom_term, cdk.wrapped AS custom_wrapped, v.version, \
+    v.created_at, v.deletion_time, v.destroyed, v.dek, v.ciphertext, vdk.term AS dek_term, \
+    vdk.wrapped AS dek_wrapped FROM kv_metadata m JOIN kv_versions v ON v.mount_uuid = m.mount_uuid \
+    AND v.path = m.path AND v.version = CASE WHEN $3 = 0 THEN m.current_version ELSE $3 END \
+    LEFT JOIN data_keys vdk ON vdk.id = v.dek LEFT JOIN data_keys cdk ON cdk.id = m.custom_dek \
+    WHERE m.mount_uuid = $1 AND m.path = $2";
+pub(super) const SELECT_KV_VERSION_LIST: &str = "SELECT version, created_at, deletion_time, \
+    destroyed FROM kv_versions WHERE mount_uuid = $1 AND path = $2 ORDER BY version";
+pub(super) const UPDATE_KV_SETTINGS: &str = "UPDATE kv_metadata SET \
+    max_versions = COALESCE($3, max_versions), cas_required = COALESCE($4, cas_required), \
+    delete_version_after = COALESCE($5, delete_version_after), updated_at = $6 \
+    WHERE mount_uuid = $1 AND path = $2";
+pub(super) const UPDATE_KV_CUSTOM: &str = "UPDATE kv_metadata SET custom_dek = $3, \
+    custom_metadata = $4, updated_at = $5 WHERE mount_uuid = $1 AND path = $2";
+pub(super) const SOFT_DELETE_LATEST: &str = "UPDATE kv_versions SET deletion_time = $3 \
+    WHERE mount_uuid = $1 AND path = $2 AND destroyed = FALSE \
+    AND (deletion_time IS NULL OR deletion_time > $3) \
+    AND version = (SELECT current_version FROM kv_metadata WHERE mount_uuid = $1 AND path = $2)";
+pub(super) const SOFT_DELETE_VERSION: &str = "UPDATE kv_versions SET deletion_time = $3 \
+    WHERE mount_uuid = $1 AND path = $2 AND version = $4 AND destroyed = FALSE \
+    AND (deletion_time IS NULL OR deletion_time > $3)";
+pub(super) const UNDELETE_VERSION: &str = "UPDATE kv_versions SET deletion_time = NULL \
+    WHERE mount_uuid = $1 AND path = $2 AND version = $3 AND destroyed = FALSE";
+pub(super) const DESTROY_VERSION_KEY: &str = "DELETE FROM data_keys WHERE id = (SELECT dek FROM \
+    kv_versions WHERE mount_uuid = $1 AND path = $2 AND version = $3)";
+pub(super) const DESTROY_VERSION: &str = "UPDATE kv_versions SET destroyed = TRUE, dek = NULL, \
+    ciphertext = NULL, deletion_time = NULL WHERE mount_uuid = $1 AND path = $2 AND version = $3";
+pub(super) const DELETE_KEY_DATA_KEYS: &str = "DELETE FROM data_keys WHERE id IN \
+    (SELECT dek FROM kv_versions WHERE mount_uuid = $1 AND path = $2 AND dek IS NOT NULL \
+     UNION SELECT custom_dek FROM kv_metadata WHERE mount_uuid = $1 AND path = $2 \
+     AND custom_dek IS NOT NULL)";
+pub(super) const DELETE_KEY_VERSIONS: &str =
+    "DELETE FROM kv_versions WHERE mount_uuid = $1 AND path = $2";
+pub(super) const DELETE_KEY_METADATA: &str =
+    "DELETE FROM kv_metadata WHERE mount_uuid = $1 AND path = $2";
+pub(super) const LIST_KV_PATHS_FROM: &str = "SELECT path FROM kv_metadata WHERE mount_uuid = $1 \
+    AND path >= $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT $4";
+pub(super) const LIST_KV_PATHS_AFTER: &str = "SELECT path FROM kv_metadata WHERE mount_uuid = $1 \
+    AND path > $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT $4";
