@@ -113,8 +113,7 @@ fn tls_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .with_context(|| format!("parsing tls_key_file {}", files.key.display()))?
         .with_context(|| format!("tls_key_file {} holds no private key", files.key.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::barrier::tls_provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .context("choosing TLS versions")?
         .with_no_client_auth()

@@ -103,6 +103,11 @@ fn less_safe_key(key: &Key) -> Result<LessSafeKey, CryptoError> {
     Ok(LessSafeKey::new(unbound))
 }
 
+/// The cryptography under TLS: ring, like everything else here.
+pub fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// HMAC-SHA256 of `data` under `key`.
 pub fn hmac_sha256(key: &Key, data: &[u8]) -> [u8; 32] {
     let key = hmac::Key::new(hmac::HMAC_SHA256, &key.0);
@@ -116,14 +121,6 @@ pub fn hmac_sha256(key: &Key, data: &[u8]) -> [u8; 32] {
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.ct_eq(b).into()
-}
-
-/// SHA-256 of `data`, for fingerprints that are not secret.
-pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = ring::digest::digest(&ring::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
 }
 
 #[cfg(test)]

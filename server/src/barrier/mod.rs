@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 use zeroize::Zeroizing;
 
-pub use self::crypto::{CryptoError, KEY_LEN, Key, constant_time_eq, fill_random, sha256};
+pub use self::crypto::{CryptoError, KEY_LEN, Key, constant_time_eq, fill_random, tls_provider};
 use crate::storage::{
     BarrierRecord, DataKeyRecord, KeyTermRecord, SealedBlob, Storage, StorageError, UnixNanos,
 };

@@ -15,15 +15,10 @@ use super::cache::RowCache;
 type Conn = sqlx::PgConnection;
 
 mod dialect {
+    use super::super::sql::select_kv_metadata;
+
     /// Locks the key's metadata row for the rest of the transaction.
-    pub const LOCK_KV_METADATA: &str = "SELECT m.current_version, m.oldest_version, \
-        m.max_versions, m.cas_required, m.delete_version_after, m.created_at, m.updated_at, \
-        m.custom_dek, m.custom_metadata, cdk.term AS custom_term, cdk.wrapped AS custom_wrapped, \
-        c.max_versions AS config_max_versions, c.cas_required AS config_cas_required, \
-        c.delete_version_after AS config_delete_version_after \
-        FROM kv_metadata m LEFT JOIN data_keys cdk ON cdk.id = m.custom_dek \
-        LEFT JOIN kv_config c ON c.mount_uuid = m.mount_uuid \
-        WHERE m.mount_uuid = $1 AND m.path = $2 FOR UPDATE OF m";
+    pub const LOCK_KV_METADATA: &str = concat!(select_kv_metadata!(), " FOR UPDATE OF m");
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

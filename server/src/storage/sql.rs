@@ -53,14 +53,23 @@ pub(super) const ENSURE_KV_METADATA: &str = "INSERT INTO kv_metadata (mount_uuid
     current_version, oldest_version, max_versions, cas_required, delete_version_after, \
     created_at, updated_at) VALUES ($1, $2, 0, 0, 0, FALSE, 0, $3, $3) \
     ON CONFLICT (mount_uuid, path) DO NOTHING";
-pub(super) const SELECT_KV_METADATA: &str = "SELECT m.current_version, m.oldest_version, \
+/// A key's metadata with its custom metadata's data key and its mount's
+/// KV config joined. A macro so that dialects can append a row lock.
+macro_rules! select_kv_metadata {
+    () => {
+        "SELECT m.current_version, m.oldest_version, \
     m.max_versions, m.cas_required, m.delete_version_after, m.created_at, m.updated_at, \
     m.custom_dek, m.custom_metadata, cdk.term AS custom_term, cdk.wrapped AS custom_wrapped, \
     c.max_versions AS config_max_versions, c.cas_required AS config_cas_required, \
     c.delete_version_after AS config_delete_version_after \
     FROM kv_metadata m LEFT JOIN data_keys cdk ON cdk.id = m.custom_dek \
     LEFT JOIN kv_config c ON c.mount_uuid = m.mount_uuid \
-    WHERE m.mount_uuid = $1 AND m.path = $2";
+    WHERE m.mount_uuid = $1 AND m.path = $2"
+    };
+}
+pub(super) use select_kv_metadata;
+
+pub(super) const SELECT_KV_METADATA: &str = select_kv_metadata!();
 pub(super) const INSERT_KV_VERSION: &str = "INSERT INTO kv_versions (mount_uuid, path, version, \
     created_at, deletion_time, destroyed, dek, ciphertext) VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7)";
 pub(super) const BUMP_KV_VERSION: &str = "UPDATE kv_metadata SET current_version = $3, \

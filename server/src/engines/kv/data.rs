@@ -16,6 +16,15 @@ use crate::time::{now_nanos, rfc3339};
 /// between its read and its write.
 const PATCH_ATTEMPTS: usize = 5;
 
+/// What `change_versions` does to the versions it is given.
+pub(super) enum VersionChange {
+    /// Soft delete: the data stays and can be undeleted.
+    Delete,
+    Undelete,
+    /// The data keys are deleted: the data is gone everywhere.
+    Destroy,
+}
+
 /// A version as loaded for a reader.
 pub(super) struct LoadedVersion {
     pub metadata: wire::KvVersionMetadata,
@@ -199,42 +208,33 @@ impl Kv<'_> {
         Ok(Response::empty())
     }
 
-    pub(super) async fn delete_versions(
+    /// `delete/`, `undelete/` or `destroy/` of the versions in the body.
+    pub(super) async fn change_versions(
         &self,
         path: &str,
         req: &BackendRequest<'_>,
+        change: VersionChange,
     ) -> Result<Response, Error> {
         let versions = required_versions(req)?;
-        self.core
-            .storage()
-            .kv_delete_versions(self.mount, path, KvVersions::These(&versions), now_nanos())
-            .await?;
-        Ok(Response::empty())
-    }
-
-    pub(super) async fn undelete_versions(
-        &self,
-        path: &str,
-        req: &BackendRequest<'_>,
-    ) -> Result<Response, Error> {
-        let versions = required_versions(req)?;
-        self.core
-            .storage()
-            .kv_undelete_versions(self.mount, path, &versions)
-            .await?;
-        Ok(Response::empty())
-    }
-
-    pub(super) async fn destroy_versions(
-        &self,
-        path: &str,
-        req: &BackendRequest<'_>,
-    ) -> Result<Response, Error> {
-        let versions = required_versions(req)?;
-        self.core
-            .storage()
-            .kv_destroy_versions(self.mount, path, &versions)
-            .await?;
+        let storage = self.core.storage();
+        match change {
+            VersionChange::Delete => {
+                let which = KvVersions::These(&versions);
+                storage
+                    .kv_delete_versions(self.mount, path, which, now_nanos())
+                    .await?
+            }
+            VersionChange::Undelete => {
+                storage
+                    .kv_undelete_versions(self.mount, path, &versions)
+                    .await?
+            }
+            VersionChange::Destroy => {
+                storage
+                    .kv_destroy_versions(self.mount, path, &versions)
+                    .await?
+            }
+        }
         Ok(Response::empty())
     }
 

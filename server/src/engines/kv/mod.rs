@@ -8,6 +8,8 @@
 mod data;
 mod metadata;
 
+use self::data::VersionChange;
+
 use async_trait::async_trait;
 use secretd_client::duration::format_duration;
 use secretd_client::wire;
@@ -53,9 +55,13 @@ impl Backend for KvBackend {
                     ("data", Write) => kv.write(key, req).await,
                     ("data", Patch) => kv.patch(key, req).await,
                     ("data", Delete) => kv.delete_latest(key).await,
-                    ("delete", Write) => kv.delete_versions(key, req).await,
-                    ("undelete", Write) => kv.undelete_versions(key, req).await,
-                    ("destroy", Write) => kv.destroy_versions(key, req).await,
+                    ("delete", Write) => kv.change_versions(key, req, VersionChange::Delete).await,
+                    ("undelete", Write) => {
+                        kv.change_versions(key, req, VersionChange::Undelete).await
+                    }
+                    ("destroy", Write) => {
+                        kv.change_versions(key, req, VersionChange::Destroy).await
+                    }
                     ("subkeys", Read) => kv.subkeys(key, req).await,
                     ("metadata", Read) => kv.read_metadata(key).await,
                     ("metadata", Write) => kv.write_metadata(key, req, false).await,
