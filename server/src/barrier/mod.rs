@@ -430,7 +430,10 @@ impl Barrier {
     }
 
     /// Drops every key. Requests in flight finish with the keys they hold.
-    pub fn seal(&self) {
+    /// Takes the lock that unseal, rotation and keyring reloads hold while
+    /// they publish keys, so none of them can undo the seal.
+    pub async fn seal(&self) {
+        let _guard = self.reload.lock().await;
         self.keys.store(None);
         self.reset_unseal();
     }

@@ -82,7 +82,7 @@ async fn shares_unseal_at_the_threshold_and_not_before() {
     assert!(!barrier.is_sealed());
     assert_eq!(barrier.unseal_progress().progress, 0);
 
-    barrier.seal();
+    barrier.seal().await;
     assert!(barrier.is_sealed());
     assert!(matches!(barrier.token_hash("t"), Err(BarrierError::Sealed)));
 }
@@ -288,4 +288,27 @@ async fn a_second_node_learns_a_new_term_when_it_meets_one() {
         b"from a"
     );
     assert_eq!(node_b.seal_value(&name("y", 1), b"b").unwrap().dek.term, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seal_racing_a_rotation_or_reload_stays_sealed() {
+    let db = TestDatabase::sqlite();
+    let storage = db.open().await;
+    let barrier = Arc::new(Barrier::new(storage.clone()));
+    let key = Key::generate().unwrap();
+    initialize(&barrier, &storage, InitSeal::Static(&key)).await;
+    for _ in 0..30 {
+        if barrier.is_sealed() {
+            barrier.unseal_with_key(&key).await.unwrap();
+        }
+        let (rotating, reloading) = (barrier.clone(), barrier.clone());
+        let rotate = tokio::spawn(async move { rotating.rotate().await });
+        let reload = tokio::spawn(async move { reloading.reload_keyring().await });
+        tokio::task::yield_now().await;
+        barrier.seal().await;
+        // Each may have finished before the seal or found it sealed.
+        let _ = rotate.await.unwrap();
+        let _ = reload.await.unwrap();
+        assert!(barrier.is_sealed(), "a rotation or reload undid the seal");
+    }
 }

@@ -179,8 +179,8 @@ impl Core {
     }
 
     /// Seals this node: every key leaves memory.
-    pub fn seal(&self) {
-        self.barrier.seal();
+    pub async fn seal(&self) {
+        self.barrier.seal().await;
         self.mounts.store(Default::default());
         tracing::info!("secretd sealed");
     }

@@ -82,7 +82,7 @@ impl Backend for SysBackend {
                 }))
             }
             ("seal", Write) => {
-                core.seal();
+                core.seal().await;
                 Ok(Response::empty())
             }
             (

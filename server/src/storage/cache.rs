@@ -112,6 +112,37 @@ impl RowCache {
     }
 }
 
+/// What a write transaction may change, so that the cache can drop it.
+///
+/// The writer applies it after the transaction commits, whether or not the
+/// caller is still waiting: a request cancelled mid-write must not leave a
+/// stale row behind.
+pub enum Touched {
+    Nothing,
+    Kv { mount: String, path: String },
+    AllKv,
+    Token(Vec<u8>),
+}
+
+impl Touched {
+    pub fn kv(mount: &str, path: &str) -> Touched {
+        Touched::Kv {
+            mount: mount.to_owned(),
+            path: path.to_owned(),
+        }
+    }
+
+    /// Drops from `cache` whatever the write may have changed.
+    pub fn invalidate(&self, cache: &RowCache) {
+        match self {
+            Touched::Nothing => {}
+            Touched::Kv { mount, path } => cache.invalidate_kv(mount, path),
+            Touched::AllKv => cache.invalidate_all_kv(),
+            Touched::Token(hash) => cache.invalidate_token(hash),
+        }
+    }
+}
+
 impl Default for RowCache {
     fn default() -> Self {
         RowCache::new()

@@ -695,3 +695,45 @@ pub async fn a_failing_write_does_not_fail_its_neighbours(s: &Storage) {
     assert_eq!(s.kv_list(MOUNT, "", "", 0).await.unwrap().len(), 16);
     assert_eq!(s.mounts().await.unwrap().len(), 1);
 }
+
+pub async fn a_cancelled_write_leaves_no_stale_read(s: &Storage) {
+    put(s, "k", None).await;
+    assert_eq!(
+        s.kv_read(MOUNT, "k", 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_version,
+        1
+    );
+    // Poll the write once (it is queued or started) and drop it, as hyper
+    // drops a handler when its client goes away.
+    let cancelled = tokio::time::timeout(
+        std::time::Duration::ZERO,
+        s.kv_write(&write("k", None, 2), |_| Ok::<_, ()>(blob("x"))),
+    )
+    .await;
+    assert!(
+        cancelled.is_err(),
+        "the write should not have finished in one poll"
+    );
+    // Whether or not the write went through, reads must agree with the database.
+    let mut stored = 0;
+    for _ in 0..50 {
+        stored = s
+            .kv_metadata(MOUNT, "k")
+            .await
+            .unwrap()
+            .unwrap()
+            .current_version;
+        if stored == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let read = s.kv_read(MOUNT, "k", 0).await.unwrap().unwrap();
+    assert_eq!(
+        read.current_version, stored,
+        "the cached read disagrees with the database"
+    );
+}

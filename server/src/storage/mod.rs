@@ -520,6 +520,7 @@ mod conformance_tests {
         concurrent_cas_writers_have_one_winner_per_version,
         every_change_is_seen_by_the_next_read,
         a_failing_write_does_not_fail_its_neighbours,
+        a_cancelled_write_leaves_no_stale_read,
     );
 }
 

@@ -53,7 +53,7 @@ impl PostgresStorage {
 
     /// Runs one write transaction on a pooled connection. PostgreSQL
     /// commits concurrent transactions together on its own.
-    async fn write<T>(&self, job: Job<T>) -> Result<T> {
+    async fn write<T>(&self, _touched: Touched, job: Job<T>) -> Result<T> {
         let mut conn = self.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         let outcome = job(&mut tx).await?;

@@ -67,6 +67,7 @@ pub(super) const LIST_BATCH: i64 = 1000;
 macro_rules! impl_queries {
     ($storage:ty) => {
         use futures::future::BoxFuture;
+        use $crate::storage::cache::Touched;
         use $crate::storage::queries::{self as q, TxOutcome};
         use $crate::storage::rows::{self, policies_json};
         use $crate::storage::sql;
@@ -103,36 +104,39 @@ macro_rules! impl_queries {
                     root_token: init.root_token.clone(),
                     mounts: init.mounts.clone(),
                 };
-                self.write(job(move |conn| {
-                    Box::pin(async move {
-                        let b = &init.barrier;
-                        let inserted = sqlx::query(sql::INSERT_BARRIER)
-                            .bind(&b.seal_type)
-                            .bind(i64::from(b.secret_shares))
-                            .bind(i64::from(b.secret_threshold))
-                            .bind(&b.sealed_root_key)
-                            .bind(&b.sealed_token_key)
-                            .bind(&b.cluster_id)
-                            .bind(&b.cluster_name)
-                            .bind(b.initialized_at)
-                            .execute(&mut *conn)
-                            .await;
-                        if let Err(err) = inserted {
-                            return Err(match StorageError::from(err) {
-                                StorageError::Conflict(_) => {
-                                    StorageError::Conflict("initialisation")
-                                }
-                                other => other,
-                            });
-                        }
-                        insert_key_term(&mut *conn, &init.first_term).await?;
-                        insert_token(&mut *conn, &init.root_token).await?;
-                        for mount in &init.mounts {
-                            insert_mount(&mut *conn, mount).await?;
-                        }
-                        Ok(TxOutcome::commit(()))
-                    })
-                }))
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let b = &init.barrier;
+                            let inserted = sqlx::query(sql::INSERT_BARRIER)
+                                .bind(&b.seal_type)
+                                .bind(i64::from(b.secret_shares))
+                                .bind(i64::from(b.secret_threshold))
+                                .bind(&b.sealed_root_key)
+                                .bind(&b.sealed_token_key)
+                                .bind(&b.cluster_id)
+                                .bind(&b.cluster_name)
+                                .bind(b.initialized_at)
+                                .execute(&mut *conn)
+                                .await;
+                            if let Err(err) = inserted {
+                                return Err(match StorageError::from(err) {
+                                    StorageError::Conflict(_) => {
+                                        StorageError::Conflict("initialisation")
+                                    }
+                                    other => other,
+                                });
+                            }
+                            insert_key_term(&mut *conn, &init.first_term).await?;
+                            insert_token(&mut *conn, &init.root_token).await?;
+                            for mount in &init.mounts {
+                                insert_mount(&mut *conn, mount).await?;
+                            }
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
                 .await
             }
 
@@ -147,17 +151,20 @@ macro_rules! impl_queries {
 
             pub async fn add_key_term(&self, term: &KeyTermRecord) -> Result<()> {
                 let term = term.clone();
-                self.write(job(move |conn| {
-                    Box::pin(async move {
-                        insert_key_term(&mut *conn, &term)
-                            .await
-                            .map_err(|e| match e {
-                                StorageError::Conflict(_) => StorageError::Conflict("key term"),
-                                other => other,
-                            })?;
-                        Ok(TxOutcome::commit(()))
-                    })
-                }))
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            insert_key_term(&mut *conn, &term)
+                                .await
+                                .map_err(|e| match e {
+                                    StorageError::Conflict(_) => StorageError::Conflict("key term"),
+                                    other => other,
+                                })?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
                 .await
             }
 
@@ -182,26 +189,26 @@ macro_rules! impl_queries {
             ) -> Result<u64> {
                 let rewrapped = rewrapped.to_vec();
                 let done = self
-                    .write(job(move |conn| {
-                        Box::pin(async move {
-                            let mut done = 0;
-                            for (key, old_term) in &rewrapped {
-                                done += sqlx::query(sql::REWRAP_DATA_KEY)
-                                    .bind(i64::from(key.term))
-                                    .bind(&key.wrapped)
-                                    .bind(&key.id)
-                                    .bind(i64::from(*old_term))
-                                    .execute(&mut *conn)
-                                    .await?
-                                    .rows_affected();
-                            }
-                            Ok(TxOutcome::commit(done))
-                        })
-                    }))
+                    .write(
+                        Touched::AllKv,
+                        job(move |conn| {
+                            Box::pin(async move {
+                                let mut done = 0;
+                                for (key, old_term) in &rewrapped {
+                                    done += sqlx::query(sql::REWRAP_DATA_KEY)
+                                        .bind(i64::from(key.term))
+                                        .bind(&key.wrapped)
+                                        .bind(&key.id)
+                                        .bind(i64::from(*old_term))
+                                        .execute(&mut *conn)
+                                        .await?
+                                        .rows_affected();
+                                }
+                                Ok(TxOutcome::commit(done))
+                            })
+                        }),
+                    )
                     .await?;
-                if let Some(cache) = self.cache() {
-                    cache.invalidate_all_kv();
-                }
                 Ok(done)
             }
 
@@ -226,60 +233,63 @@ macro_rules! impl_queries {
 
             pub async fn create_mount(&self, mount: &MountRecord) -> Result<()> {
                 let mount = mount.clone();
-                self.write(job(move |conn| {
-                    Box::pin(async move {
-                        insert_mount(&mut *conn, &mount)
-                            .await
-                            .map_err(|e| match e {
-                                StorageError::Conflict(_) => StorageError::Conflict("mount path"),
-                                other => other,
-                            })?;
-                        Ok(TxOutcome::commit(()))
-                    })
-                }))
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            insert_mount(&mut *conn, &mount)
+                                .await
+                                .map_err(|e| match e {
+                                    StorageError::Conflict(_) => {
+                                        StorageError::Conflict("mount path")
+                                    }
+                                    other => other,
+                                })?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
                 .await
             }
 
             pub async fn delete_mount(&self, uuid: &str) -> Result<()> {
                 let uuid = uuid.to_owned();
-                self.write(job(move |conn| {
-                    Box::pin(async move {
-                        for statement in [
-                            sql::DELETE_MOUNT_DATA_KEYS,
-                            sql::DELETE_MOUNT_VERSIONS,
-                            sql::DELETE_MOUNT_METADATA,
-                            sql::DELETE_MOUNT_CONFIG,
-                            sql::DELETE_MOUNT,
-                        ] {
-                            sqlx::query(statement)
-                                .bind(&uuid)
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                        Ok(TxOutcome::commit(()))
-                    })
-                }))
-                .await?;
-                if let Some(cache) = self.cache() {
-                    cache.invalidate_all_kv();
-                }
-                Ok(())
+                self.write(
+                    Touched::AllKv,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            for statement in [
+                                sql::DELETE_MOUNT_DATA_KEYS,
+                                sql::DELETE_MOUNT_VERSIONS,
+                                sql::DELETE_MOUNT_METADATA,
+                                sql::DELETE_MOUNT_CONFIG,
+                                sql::DELETE_MOUNT,
+                            ] {
+                                sqlx::query(statement)
+                                    .bind(&uuid)
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
             }
 
             pub async fn create_token(&self, token: &TokenRecord) -> Result<()> {
                 let token = token.clone();
-                let hash = token.hash.clone();
-                self.write(job(move |conn| {
-                    Box::pin(async move {
-                        insert_token(&mut *conn, &token).await?;
-                        Ok(TxOutcome::commit(()))
-                    })
-                }))
-                .await?;
-                if let Some(cache) = self.cache() {
-                    cache.invalidate_token(&hash);
-                }
-                Ok(())
+                let touched = Touched::Token(token.hash.clone());
+                self.write(
+                    touched,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            insert_token(&mut *conn, &token).await?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
             }
 
             pub async fn token(&self, hash: &[u8]) -> Result<Option<TokenRecord>> {
@@ -311,18 +321,21 @@ macro_rules! impl_queries {
                 let mount = mount.to_owned();
                 let config = *config;
                 let delete_after = to_i64(config.delete_version_after, "delete_version_after")?;
-                self.write(job(move |conn| {
-                    Box::pin(async move {
-                        sqlx::query(sql::UPSERT_KV_CONFIG)
-                            .bind(&mount)
-                            .bind(i64::from(config.max_versions))
-                            .bind(config.cas_required)
-                            .bind(delete_after)
-                            .execute(&mut *conn)
-                            .await?;
-                        Ok(TxOutcome::commit(()))
-                    })
-                }))
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::UPSERT_KV_CONFIG)
+                                .bind(&mount)
+                                .bind(i64::from(config.max_versions))
+                                .bind(config.cas_required)
+                                .bind(delete_after)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
                 .await
             }
 
@@ -337,9 +350,10 @@ macro_rules! impl_queries {
             {
                 let (mount, path) = (write.mount.to_owned(), write.path.to_owned());
                 let (cas, expect_version, now) = (write.cas, write.expect_version, write.now);
-                let (cache_mount, cache_path) = (mount.clone(), path.clone());
-                let outcome = self
-                    .write(job(move |conn| {
+                let touched = Touched::kv(&mount, &path);
+                self.write(
+                    touched,
+                    job(move |conn| {
                         Box::pin(async move {
                             let outcome =
                                 write_version(conn, &mount, &path, cas, expect_version, now, &seal)
@@ -350,12 +364,9 @@ macro_rules! impl_queries {
                                 _ => TxOutcome::rollback(outcome),
                             })
                         })
-                    }))
-                    .await?;
-                if let (Some(cache), KvWriteOutcome::Written { .. }) = (self.cache(), &outcome) {
-                    cache.invalidate_kv(&cache_mount, &cache_path);
-                }
-                Ok(outcome)
+                    }),
+                )
+                .await
             }
 
             pub async fn kv_read(
@@ -430,54 +441,56 @@ macro_rules! impl_queries {
                     .map(|d| to_i64(d, "delete_version_after"))
                     .transpose()?;
                 let custom = update.custom_metadata.clone();
-                let (cache_mount, cache_path) = (mount.clone(), path.clone());
-                self.write(job(move |conn| {
-                    Box::pin(async move {
-                        sqlx::query(sql::ENSURE_KV_METADATA)
-                            .bind(&mount)
-                            .bind(&path)
-                            .bind(now)
-                            .execute(&mut *conn)
-                            .await?;
-                        let meta: rows::KvMetadataRow = sqlx::query_as(dialect::LOCK_KV_METADATA)
-                            .bind(&mount)
-                            .bind(&path)
-                            .fetch_one(&mut *conn)
-                            .await?;
-                        sqlx::query(sql::UPDATE_KV_SETTINGS)
-                            .bind(&mount)
-                            .bind(&path)
-                            .bind(max_versions)
-                            .bind(cas_required)
-                            .bind(delete_after)
-                            .bind(now)
-                            .execute(&mut *conn)
-                            .await?;
-                        if let Some(custom) = &custom {
-                            if let Some(old) = meta.custom_metadata()? {
-                                sqlx::query(sql::DELETE_DATA_KEY)
-                                    .bind(&old.dek.id)
-                                    .execute(&mut *conn)
-                                    .await?;
-                            }
-                            if let Some(new) = custom {
-                                insert_data_key(&mut *conn, &new.dek).await?;
-                            }
-                            sqlx::query(sql::UPDATE_KV_CUSTOM)
+                let touched = Touched::kv(&mount, &path);
+                self.write(
+                    touched,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::ENSURE_KV_METADATA)
                                 .bind(&mount)
                                 .bind(&path)
-                                .bind(custom.as_ref().map(|c| &c.dek.id))
-                                .bind(custom.as_ref().map(|c| &c.ciphertext))
                                 .bind(now)
                                 .execute(&mut *conn)
                                 .await?;
-                        }
-                        Ok(TxOutcome::commit(()))
-                    })
-                }))
-                .await?;
-                self.after_kv_change(&cache_mount, &cache_path);
-                Ok(())
+                            let meta: rows::KvMetadataRow =
+                                sqlx::query_as(dialect::LOCK_KV_METADATA)
+                                    .bind(&mount)
+                                    .bind(&path)
+                                    .fetch_one(&mut *conn)
+                                    .await?;
+                            sqlx::query(sql::UPDATE_KV_SETTINGS)
+                                .bind(&mount)
+                                .bind(&path)
+                                .bind(max_versions)
+                                .bind(cas_required)
+                                .bind(delete_after)
+                                .bind(now)
+                                .execute(&mut *conn)
+                                .await?;
+                            if let Some(custom) = &custom {
+                                if let Some(old) = meta.custom_metadata()? {
+                                    sqlx::query(sql::DELETE_DATA_KEY)
+                                        .bind(&old.dek.id)
+                                        .execute(&mut *conn)
+                                        .await?;
+                                }
+                                if let Some(new) = custom {
+                                    insert_data_key(&mut *conn, &new.dek).await?;
+                                }
+                                sqlx::query(sql::UPDATE_KV_CUSTOM)
+                                    .bind(&mount)
+                                    .bind(&path)
+                                    .bind(custom.as_ref().map(|c| &c.dek.id))
+                                    .bind(custom.as_ref().map(|c| &c.ciphertext))
+                                    .bind(now)
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
             }
 
             pub async fn kv_delete_versions(
@@ -496,36 +509,37 @@ macro_rules! impl_queries {
                             .collect::<Result<_>>()?,
                     ),
                 };
-                let (cache_mount, cache_path) = (mount.clone(), path.clone());
-                self.write(job(move |conn| {
-                    Box::pin(async move {
-                        match &list {
-                            None => {
-                                sqlx::query(sql::SOFT_DELETE_LATEST)
-                                    .bind(&mount)
-                                    .bind(&path)
-                                    .bind(now)
-                                    .execute(&mut *conn)
-                                    .await?;
-                            }
-                            Some(list) => {
-                                for &version in list {
-                                    sqlx::query(sql::SOFT_DELETE_VERSION)
+                let touched = Touched::kv(&mount, &path);
+                self.write(
+                    touched,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            match &list {
+                                None => {
+                                    sqlx::query(sql::SOFT_DELETE_LATEST)
                                         .bind(&mount)
                                         .bind(&path)
                                         .bind(now)
-                                        .bind(version)
                                         .execute(&mut *conn)
                                         .await?;
                                 }
+                                Some(list) => {
+                                    for &version in list {
+                                        sqlx::query(sql::SOFT_DELETE_VERSION)
+                                            .bind(&mount)
+                                            .bind(&path)
+                                            .bind(now)
+                                            .bind(version)
+                                            .execute(&mut *conn)
+                                            .await?;
+                                    }
+                                }
                             }
-                        }
-                        Ok(TxOutcome::commit(()))
-                    })
-                }))
-                .await?;
-                self.after_kv_change(&cache_mount, &cache_path);
-                Ok(())
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
             }
 
             pub async fn kv_undelete_versions(
@@ -566,55 +580,51 @@ macro_rules! impl_queries {
                     .iter()
                     .map(|&v| to_i64(v, "version"))
                     .collect::<Result<_>>()?;
-                let (cache_mount, cache_path) = (mount.clone(), path.clone());
-                self.write(job(move |conn| {
-                    Box::pin(async move {
-                        for &version in &versions {
-                            for statement in statements {
-                                sqlx::query(statement)
-                                    .bind(&mount)
-                                    .bind(&path)
-                                    .bind(version)
-                                    .execute(&mut *conn)
-                                    .await?;
+                let touched = Touched::kv(&mount, &path);
+                self.write(
+                    touched,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            for &version in &versions {
+                                for statement in statements {
+                                    sqlx::query(statement)
+                                        .bind(&mount)
+                                        .bind(&path)
+                                        .bind(version)
+                                        .execute(&mut *conn)
+                                        .await?;
+                                }
                             }
-                        }
-                        Ok(TxOutcome::commit(()))
-                    })
-                }))
-                .await?;
-                self.after_kv_change(&cache_mount, &cache_path);
-                Ok(())
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
             }
 
             pub async fn kv_delete_key(&self, mount: &str, path: &str) -> Result<()> {
                 let (mount, path) = (mount.to_owned(), path.to_owned());
-                let (cache_mount, cache_path) = (mount.clone(), path.clone());
-                self.write(job(move |conn| {
-                    Box::pin(async move {
-                        for statement in [
-                            sql::DELETE_KEY_DATA_KEYS,
-                            sql::DELETE_KEY_VERSIONS,
-                            sql::DELETE_KEY_METADATA,
-                        ] {
-                            sqlx::query(statement)
-                                .bind(&mount)
-                                .bind(&path)
-                                .execute(&mut *conn)
-                                .await?;
-                        }
-                        Ok(TxOutcome::commit(()))
-                    })
-                }))
-                .await?;
-                self.after_kv_change(&cache_mount, &cache_path);
-                Ok(())
-            }
-
-            fn after_kv_change(&self, mount: &str, path: &str) {
-                if let Some(cache) = self.cache() {
-                    cache.invalidate_kv(mount, path);
-                }
+                let touched = Touched::kv(&mount, &path);
+                self.write(
+                    touched,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            for statement in [
+                                sql::DELETE_KEY_DATA_KEYS,
+                                sql::DELETE_KEY_VERSIONS,
+                                sql::DELETE_KEY_METADATA,
+                            ] {
+                                sqlx::query(statement)
+                                    .bind(&mount)
+                                    .bind(&path)
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
             }
 
             pub async fn kv_list(

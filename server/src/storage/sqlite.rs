@@ -16,10 +16,12 @@
 //!   last committed state and never wait for the writer.
 
 use std::fs::{File, TryLockError};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use futures::FutureExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
@@ -51,7 +53,7 @@ pub struct SqliteStorage {
 struct Inner {
     reader: SqlitePool,
     writes: mpsc::Sender<WriterMessage>,
-    cache: RowCache,
+    cache: Arc<RowCache>,
     /// Held (locked) for the life of the storage.
     _lock: File,
 }
@@ -92,12 +94,13 @@ impl SqliteStorage {
             .connect_with(connect.read_only(true))
             .await?;
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run_writer(writer, queue));
+        let cache = Arc::new(RowCache::new());
+        tokio::spawn(run_writer(writer, queue, Arc::clone(&cache)));
         Ok(SqliteStorage {
             inner: Arc::new(Inner {
                 reader,
                 writes,
-                cache: RowCache::new(),
+                cache,
                 _lock: lock,
             }),
         })
@@ -108,11 +111,13 @@ impl SqliteStorage {
     }
 
     /// Queues one write transaction for the writer and waits until the
-    /// batch it joined has committed.
-    async fn write<T: Send + 'static>(&self, job: Job<T>) -> Result<T> {
+    /// batch it joined has committed. The writer drops what it `touched`
+    /// from the cache after the commit, even if this caller stops waiting.
+    async fn write<T: Send + 'static>(&self, touched: Touched, job: Job<T>) -> Result<T> {
         let (reply, answer) = oneshot::channel();
         let pending = Box::new(Pending {
             job: Some(job),
+            touched,
             result: None,
             reply,
         });
@@ -153,6 +158,8 @@ enum WriterMessage {
 trait BatchedWrite: Send {
     /// Runs inside its savepoint; says whether to keep its changes.
     fn run<'c>(&'c mut self, conn: &'c mut Conn) -> futures::future::BoxFuture<'c, bool>;
+    /// What the write may have changed, for the cache.
+    fn touched(&self) -> &Touched;
     /// Answers the caller once the batch has committed, or with the batch's
     /// failure.
     fn finish(self: Box<Self>, batch_failure: Option<&str>);
@@ -160,6 +167,7 @@ trait BatchedWrite: Send {
 
 struct Pending<T> {
     job: Option<Job<T>>,
+    touched: Touched,
     result: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
@@ -183,6 +191,10 @@ impl<T: Send> BatchedWrite for Pending<T> {
         })
     }
 
+    fn touched(&self) -> &Touched {
+        &self.touched
+    }
+
     fn finish(self: Box<Self>, batch_failure: Option<&str>) {
         let result = match (batch_failure, self.result) {
             // The transaction's own error says more than the batch's.
@@ -196,7 +208,11 @@ impl<T: Send> BatchedWrite for Pending<T> {
 }
 
 /// The writer task: batches queued writes until told to close.
-async fn run_writer(mut conn: Conn, mut queue: mpsc::Receiver<WriterMessage>) {
+async fn run_writer(
+    mut conn: Conn,
+    mut queue: mpsc::Receiver<WriterMessage>,
+    cache: Arc<RowCache>,
+) {
     let mut batch: Vec<Box<dyn BatchedWrite>> = Vec::new();
     while let Some(first) = queue.recv().await {
         let mut closing = None;
@@ -217,6 +233,11 @@ async fn run_writer(mut conn: Conn, mut queue: mpsc::Receiver<WriterMessage>) {
             if let Some(failure) = &failure {
                 tracing::warn!(error = %failure, writes = batch.len(), "a batch of writes failed");
             }
+            // After the commit and before anyone is answered; also after a
+            // failed batch, which costs nothing but a cache miss.
+            for write in &batch {
+                write.touched().invalidate(&cache);
+            }
             for write in batch.drain(..) {
                 write.finish(failure.as_deref());
             }
@@ -235,7 +256,15 @@ async fn commit_batch(conn: &mut Conn, batch: &mut [Box<dyn BatchedWrite>]) -> R
     let mut tx = conn.begin().await.map_err(describe)?;
     for write in batch.iter_mut() {
         let mut savepoint = Connection::begin(&mut *tx).await.map_err(describe)?;
-        if write.run(&mut savepoint).await {
+        // A panic in one write must not take the writer (and every later
+        // write) down with it: that write is rolled back and fails alone.
+        let kept = AssertUnwindSafe(write.run(&mut savepoint))
+            .catch_unwind()
+            .await;
+        if kept.is_err() {
+            tracing::error!("a write transaction panicked; it was rolled back");
+        }
+        if matches!(kept, Ok(true)) {
             savepoint.commit().await.map_err(describe)?;
         } else {
             savepoint.rollback().await.map_err(describe)?;
