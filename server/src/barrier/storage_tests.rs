@@ -211,6 +211,9 @@ async fn rotation_rewraps_data_keys_and_keeps_old_values_readable() {
     let barrier = Barrier::new(storage.clone());
     let key = Key::generate().unwrap();
     initialize(&barrier, &storage, InitSeal::Static(&key)).await;
+    let mut mount = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
+    mount.uuid = "mount".to_owned();
+    storage.create_mount(&mount).await.unwrap();
     let mut blobs = Vec::new();
     for i in 1..=3u64 {
         let blob = barrier

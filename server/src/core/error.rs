@@ -58,6 +58,7 @@ impl Error {
 impl From<StorageError> for Error {
     fn from(err: StorageError) -> Self {
         match err {
+            StorageError::MountGone => Error::UnsupportedPath,
             StorageError::Unavailable(_) | StorageError::CommitFailed(_) | StorageError::Closed => {
                 Error::Unavailable(err)
             }

@@ -20,6 +20,21 @@ pub struct Fields<'a> {
 
 type Result<T> = std::result::Result<T, Error>;
 
+/// The largest integer a request may carry: storage keeps signed 64-bit
+/// numbers, and nothing real comes near this.
+const MAX_INTEGER: u64 = i64::MAX as u64;
+
+/// The most entries a list parameter may have.
+pub const MAX_LIST_LEN: usize = 1000;
+
+fn bounded(n: u64, name: &str) -> Result<u64> {
+    if n > MAX_INTEGER {
+        Err(Error::invalid(format!("{name} is too large")))
+    } else {
+        Ok(n)
+    }
+}
+
 impl<'a> Fields<'a> {
     pub fn new(data: &'a Map<String, Value>) -> Self {
         Fields {
@@ -51,9 +66,9 @@ impl<'a> Fields<'a> {
             Value::String(s) => s.trim().parse().ok(),
             _ => None,
         };
-        parsed
-            .map(Some)
-            .ok_or_else(|| Error::invalid(format!("{name} must be a non-negative integer")))
+        let n = parsed
+            .ok_or_else(|| Error::invalid(format!("{name} must be a non-negative integer")))?;
+        bounded(n, name).map(Some)
     }
 
     pub fn u32(&mut self, name: &'static str) -> Result<Option<u32>> {
@@ -89,10 +104,11 @@ impl<'a> Fields<'a> {
             return Ok(None);
         };
         match v {
-            Value::Number(n) => n
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| Error::invalid(format!("{name} must not be negative"))),
+            Value::Number(n) => match n.as_u64() {
+                Some(secs) if secs <= secretd_client::duration::MAX_SECONDS => Ok(Some(secs)),
+                Some(_) => Err(Error::invalid(format!("{name} is longer than 100 years"))),
+                None => Err(Error::invalid(format!("{name} must not be negative"))),
+            },
             Value::String(s) if s.is_empty() => Ok(None),
             Value::String(s) => parse_duration(s)
                 .map(Some)
@@ -135,8 +151,26 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A list of version numbers from an array or a comma-separated string.
+    /// A list of version numbers from an array or a comma-separated string:
+    /// sorted, without repeats, at most [`MAX_LIST_LEN`] of them.
     pub fn u64_list(&mut self, name: &'static str) -> Result<Option<Vec<u64>>> {
+        let Some(mut list) = self.raw_u64_list(name)? else {
+            return Ok(None);
+        };
+        list.sort_unstable();
+        list.dedup();
+        if list.len() > MAX_LIST_LEN {
+            return Err(Error::invalid(format!(
+                "{name} has {} entries; the limit is {MAX_LIST_LEN}",
+                list.len()
+            )));
+        }
+        list.iter()
+            .try_for_each(|&n| bounded(n, name).map(|_| ()))?;
+        Ok(Some(list))
+    }
+
+    fn raw_u64_list(&mut self, name: &'static str) -> Result<Option<Vec<u64>>> {
         let bad = || Error::invalid(format!("{name} must be a list of non-negative integers"));
         match self.get(name) {
             None => Ok(None),
@@ -243,6 +277,42 @@ mod tests {
         );
         assert!(f.u64("cas").unwrap_err().to_string().contains("cas"));
         assert!(f.bool("flag").unwrap_err().to_string().contains("flag"));
+    }
+
+    #[test]
+    fn numbers_beyond_storage_range_are_refused() {
+        let data = map(
+            json!({"a": u64::MAX, "b": "9223372036854775808", "d": 9_000_000_000_000u64, "v": [1, u64::MAX]}),
+        );
+        let mut f = Fields::new(&data);
+        assert!(f.u64("a").unwrap_err().to_string().contains("too large"));
+        assert!(f.u64("b").is_err());
+        assert!(f.duration("d").is_err());
+        assert!(f.u64_list("v").is_err());
+    }
+
+    #[test]
+    fn version_lists_are_deduplicated_and_bounded() {
+        let data = map(json!({"v": [3, 1, 3, 2, 1], "many": "1,".repeat(5000) + "2"}));
+        let mut f = Fields::new(&data);
+        assert_eq!(f.u64_list("v").unwrap(), Some(vec![1, 2, 3]));
+        assert_eq!(
+            f.u64_list("many").unwrap(),
+            Some(vec![1, 2]),
+            "repeats do not count"
+        );
+        let long = (0..=MAX_LIST_LEN as u64)
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        let data = map(json!({ "v": long }));
+        assert!(
+            Fields::new(&data)
+                .u64_list("v")
+                .unwrap_err()
+                .to_string()
+                .contains("limit")
+        );
     }
 
     #[test]

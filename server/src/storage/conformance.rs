@@ -24,6 +24,7 @@ macro_rules! storage_conformance_tests {
                 async fn $name() {
                     let db = $crate::storage::testing::TestDatabase::sqlite();
                     let storage = db.open().await;
+                    $crate::storage::conformance::prepare(&storage).await;
                     $crate::storage::conformance::$name(&storage).await;
                     storage.close().await;
                     db.remove().await;
@@ -38,6 +39,7 @@ macro_rules! storage_conformance_tests {
                         return;
                     };
                     let storage = db.open().await;
+                    $crate::storage::conformance::prepare(&storage).await;
                     $crate::storage::conformance::$name(&storage).await;
                     storage.close().await;
                     db.remove().await;
@@ -45,6 +47,18 @@ macro_rules! storage_conformance_tests {
             )*
         }
     };
+}
+
+/// The KV mount every check writes to.
+fn test_mount() -> MountRecord {
+    let mut m = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
+    m.uuid = MOUNT.to_owned();
+    m
+}
+
+/// Run before each check: KV writes need their mount to exist.
+pub async fn prepare(s: &Storage) {
+    s.create_mount(&test_mount()).await.unwrap();
 }
 
 fn blob(tag: &str) -> SealedBlob {
@@ -128,7 +142,11 @@ pub async fn initializes_exactly_once(s: &Storage) {
     assert_eq!(token.policies, vec!["root"]);
     assert_eq!(token.expire_at, None);
     assert!(s.token(b"other").await.unwrap().is_none());
-    assert_eq!(s.mounts().await.unwrap().len(), 1);
+    assert_eq!(
+        s.mounts().await.unwrap().len(),
+        2,
+        "secret/ and the test mount"
+    );
 }
 
 pub async fn key_terms_are_unique_and_ordered(s: &Storage) {
@@ -170,9 +188,6 @@ pub async fn rewrap_is_conditional_on_the_old_term(s: &Storage) {
 }
 
 pub async fn mounts_are_unique_and_deletion_removes_their_data(s: &Storage) {
-    let mut m = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
-    m.uuid = MOUNT.to_owned();
-    s.create_mount(&m).await.unwrap();
     let mut same_path = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
     same_path.accessor = "other".into();
     assert!(matches!(
@@ -200,6 +215,19 @@ pub async fn mounts_are_unique_and_deletion_removes_their_data(s: &Storage) {
     assert!(s.kv_read(MOUNT, "x", 0).await.unwrap().is_none());
     assert!(s.kv_config(MOUNT).await.unwrap().is_none());
     assert_eq!(total_data_keys(s).await, 0);
+    // A write routed to the mount before it went is refused, not orphaned.
+    let late = s
+        .kv_write(&write("x", None, 1), |_| Ok::<_, ()>(blob("late")))
+        .await;
+    assert!(matches!(late, Err(StorageError::MountGone)));
+    let meta = KvMetadataUpdate {
+        max_versions: Some(3),
+        ..KvMetadataUpdate::default()
+    };
+    let late = s.kv_update_metadata(MOUNT, "x", &meta, 1).await;
+    assert!(matches!(late, Err(StorageError::MountGone)));
+    assert_eq!(total_data_keys(s).await, 0);
+    assert!(s.kv_metadata(MOUNT, "x").await.unwrap().is_none());
 }
 
 pub async fn tokens_round_trip(s: &Storage) {
@@ -650,13 +678,6 @@ pub async fn every_change_is_seen_by_the_next_read(s: &Storage) {
     assert!(latest(s).await.unwrap().version.destroyed, "a destroy");
     s.kv_delete_key(MOUNT, "k").await.unwrap();
     assert!(latest(s).await.is_none(), "a deleted key");
-    let mut m = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
-    m.uuid = MOUNT.to_owned();
-    s.create_mount(&m).await.unwrap();
-    put(s, "k", None).await;
-    assert!(latest(s).await.is_some());
-    s.delete_mount(MOUNT).await.unwrap();
-    assert!(latest(s).await.is_none(), "an unmount");
     // Rewrapping changes how the data key is wrapped, never the value.
     put(s, "k", None).await;
     let before = latest(s).await.unwrap();
@@ -669,12 +690,12 @@ pub async fn every_change_is_seen_by_the_next_read(s: &Storage) {
         2,
         "a rewrap"
     );
+    s.delete_mount(MOUNT).await.unwrap();
+    assert!(latest(s).await.is_none(), "an unmount");
 }
 
 pub async fn a_failing_write_does_not_fail_its_neighbours(s: &Storage) {
-    let mut m = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
-    m.uuid = MOUNT.to_owned();
-    s.create_mount(&m).await.unwrap();
+    let m = test_mount();
     let s = Arc::new(s.clone());
     let mut tasks = Vec::new();
     for i in 0..24 {
@@ -736,4 +757,29 @@ pub async fn a_cancelled_write_leaves_no_stale_read(s: &Storage) {
         read.current_version, stored,
         "the cached read disagrees with the database"
     );
+}
+
+pub async fn deleting_a_key_while_it_is_written_leaves_no_orphans(s: &Storage) {
+    let s = Arc::new(s.clone());
+    for _ in 0..10 {
+        let tasks: Vec<_> = (0..6)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        s.kv_delete_key(MOUNT, "hot").await.unwrap();
+                    } else {
+                        let w = write("hot", None, 1);
+                        s.kv_write(&w, |_| Ok::<_, ()>(blob("x"))).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    s.kv_delete_key(MOUNT, "hot").await.unwrap();
+    assert_eq!(total_data_keys(&s).await, 0, "a data key outlived its key");
+    assert_eq!(put(&s, "hot", None).await, 1, "the key starts over cleanly");
 }

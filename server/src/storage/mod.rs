@@ -56,6 +56,9 @@ pub enum StorageError {
     /// nothing of it was kept.
     #[error("the write could not be committed: {0}")]
     CommitFailed(String),
+    /// The mount a KV write was routed to was removed meanwhile.
+    #[error("the mount was removed")]
+    MountGone,
     /// The storage was closed (the server is shutting down).
     #[error("storage is closed")]
     Closed,
@@ -521,6 +524,7 @@ mod conformance_tests {
         every_change_is_seen_by_the_next_read,
         a_failing_write_does_not_fail_its_neighbours,
         a_cancelled_write_leaves_no_stale_read,
+        deleting_a_key_while_it_is_written_leaves_no_orphans,
     );
 }
 

@@ -19,6 +19,11 @@ mod dialect {
 
     /// Locks the key's metadata row for the rest of the transaction.
     pub const LOCK_KV_METADATA: &str = concat!(select_kv_metadata!(), " FOR UPDATE OF m");
+    /// KV writes share the mount row; an unmount takes it alone.
+    pub const LOCK_MOUNT_FOR_WRITE: &str =
+        "SELECT CAST(1 AS BIGINT) FROM mounts WHERE uuid = $1 FOR SHARE";
+    pub const LOCK_MOUNT_FOR_DELETE: &str =
+        "SELECT CAST(1 AS BIGINT) FROM mounts WHERE uuid = $1 FOR UPDATE";
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

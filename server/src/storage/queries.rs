@@ -258,6 +258,12 @@ macro_rules! impl_queries {
                     Touched::AllKv,
                     job(move |conn| {
                         Box::pin(async move {
+                            // Waits for KV writes in flight on this mount,
+                            // and makes later ones find it gone.
+                            sqlx::query(dialect::LOCK_MOUNT_FOR_DELETE)
+                                .bind(&uuid)
+                                .fetch_optional(&mut *conn)
+                                .await?;
                             for statement in [
                                 sql::DELETE_MOUNT_DATA_KEYS,
                                 sql::DELETE_MOUNT_VERSIONS,
@@ -446,18 +452,9 @@ macro_rules! impl_queries {
                     touched,
                     job(move |conn| {
                         Box::pin(async move {
-                            sqlx::query(sql::ENSURE_KV_METADATA)
-                                .bind(&mount)
-                                .bind(&path)
-                                .bind(now)
-                                .execute(&mut *conn)
-                                .await?;
-                            let meta: rows::KvMetadataRow =
-                                sqlx::query_as(dialect::LOCK_KV_METADATA)
-                                    .bind(&mount)
-                                    .bind(&path)
-                                    .fetch_one(&mut *conn)
-                                    .await?;
+                            require_mount(&mut *conn, &mount).await?;
+                            let meta =
+                                ensure_and_lock_metadata(&mut *conn, &mount, &path, now).await?;
                             sqlx::query(sql::UPDATE_KV_SETTINGS)
                                 .bind(&mount)
                                 .bind(&path)
@@ -514,6 +511,10 @@ macro_rules! impl_queries {
                     touched,
                     job(move |conn| {
                         Box::pin(async move {
+                            if !lock_kv_key(&mut *conn, &mount, &path).await? {
+                                // No such key when we looked: nothing to do.
+                                return Ok(TxOutcome::commit(()));
+                            }
                             match &list {
                                 None => {
                                     sqlx::query(sql::SOFT_DELETE_LATEST)
@@ -585,6 +586,10 @@ macro_rules! impl_queries {
                     touched,
                     job(move |conn| {
                         Box::pin(async move {
+                            if !lock_kv_key(&mut *conn, &mount, &path).await? {
+                                // No such key when we looked: nothing to do.
+                                return Ok(TxOutcome::commit(()));
+                            }
                             for &version in &versions {
                                 for statement in statements {
                                     sqlx::query(statement)
@@ -609,6 +614,10 @@ macro_rules! impl_queries {
                     touched,
                     job(move |conn| {
                         Box::pin(async move {
+                            if !lock_kv_key(&mut *conn, &mount, &path).await? {
+                                // No such key when we looked: nothing to do.
+                                return Ok(TxOutcome::commit(()));
+                            }
                             for statement in [
                                 sql::DELETE_KEY_DATA_KEYS,
                                 sql::DELETE_KEY_VERSIONS,
@@ -696,17 +705,8 @@ macro_rules! impl_queries {
         where
             F: Fn(u64) -> std::result::Result<SealedBlob, E> + Send + Sync,
         {
-            sqlx::query(sql::ENSURE_KV_METADATA)
-                .bind(mount)
-                .bind(path)
-                .bind(now)
-                .execute(&mut *conn)
-                .await?;
-            let meta: rows::KvMetadataRow = sqlx::query_as(dialect::LOCK_KV_METADATA)
-                .bind(mount)
-                .bind(path)
-                .fetch_one(&mut *conn)
-                .await?;
+            require_mount(&mut *conn, mount).await?;
+            let meta = ensure_and_lock_metadata(&mut *conn, mount, path, now).await?;
             let settings = meta.settings()?;
             let config = meta.mount_config()?;
             let current = to_u64(meta.current_version, "current_version")?;
@@ -774,6 +774,61 @@ macro_rules! impl_queries {
                 deletion_time,
                 custom_metadata: meta.custom_metadata()?,
             })
+        }
+
+        /// Fails with `MountGone` unless the mount exists, and keeps it
+        /// from being deleted until this transaction ends (PostgreSQL).
+        async fn require_mount(conn: &mut Conn, mount: &str) -> Result<()> {
+            let found: Option<(i64,)> = sqlx::query_as(dialect::LOCK_MOUNT_FOR_WRITE)
+                .bind(mount)
+                .fetch_optional(&mut *conn)
+                .await?;
+            found.map(|_| ()).ok_or(StorageError::MountGone)
+        }
+
+        /// Creates the key's metadata row if it is missing and locks it. On
+        /// PostgreSQL a concurrent delete can remove the row between the two
+        /// statements (the lock then finds nothing); creating it again is
+        /// right, since the delete committed first.
+        async fn ensure_and_lock_metadata(
+            conn: &mut Conn,
+            mount: &str,
+            path: &str,
+            now: UnixNanos,
+        ) -> Result<rows::KvMetadataRow> {
+            for _ in 0..3 {
+                sqlx::query(sql::ENSURE_KV_METADATA)
+                    .bind(mount)
+                    .bind(path)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await?;
+                let meta: Option<rows::KvMetadataRow> = sqlx::query_as(dialect::LOCK_KV_METADATA)
+                    .bind(mount)
+                    .bind(path)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if let Some(meta) = meta {
+                    return Ok(meta);
+                }
+            }
+            Err(StorageError::Unavailable(sqlx::Error::Protocol(
+                "a key's metadata kept disappearing under concurrent deletes".to_owned(),
+            )))
+        }
+
+        /// Locks a key's metadata row; false if the key does not exist.
+        /// Every change to a key's versions holds this lock, so a delete and
+        /// a write of one key never interleave (on PostgreSQL each statement
+        /// sees a new snapshot, so without it a delete could remove a
+        /// concurrent write's version but not its data key).
+        async fn lock_kv_key(conn: &mut Conn, mount: &str, path: &str) -> Result<bool> {
+            let row: Option<rows::KvMetadataRow> = sqlx::query_as(dialect::LOCK_KV_METADATA)
+                .bind(mount)
+                .bind(path)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row.is_some())
         }
 
         async fn insert_key_term(conn: &mut Conn, term: &KeyTermRecord) -> Result<()> {

@@ -35,6 +35,8 @@ mod dialect {
     /// SQLite has no row locks; the single writer serialises writes, so a
     /// plain read inside the write transaction is enough.
     pub(in super::super) use super::super::sql::SELECT_KV_METADATA as LOCK_KV_METADATA;
+    pub const LOCK_MOUNT_FOR_WRITE: &str = "SELECT CAST(1 AS BIGINT) FROM mounts WHERE uuid = $1";
+    pub const LOCK_MOUNT_FOR_DELETE: &str = LOCK_MOUNT_FOR_WRITE;
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
