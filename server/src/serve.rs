@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto::Builder;
 use tokio::task::JoinHandle;
 
 use crate::config::TlsFiles;
@@ -52,11 +54,13 @@ pub async fn start(options: ServerOptions, listener: TcpListener) -> anyhow::Res
     let task = match options.tls {
         Some(files) => {
             let config = RustlsConfig::from_config(Arc::new(tls_config(&files)?));
-            let server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
+            let mut server = axum_server::from_tcp_rustls(listener, config)?.handle(handle.clone());
+            limit_connections(server.http_builder());
             tokio::spawn(server.serve(app))
         }
         None => {
-            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            limit_connections(server.http_builder());
             tokio::spawn(server.serve(app))
         }
     };
@@ -93,6 +97,24 @@ impl RunningServer {
             .context("the server task failed")?
             .context("serving")
     }
+}
+
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most bytes of headers (HTTP/1.1 read buffer, HTTP/2 header list).
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Bounds what one connection can make the server hold: headers that
+/// trickle in are cut off, oversized ones refused (431).
+fn limit_connections(builder: &mut Builder<TokioExecutor>) {
+    builder
+        .http1()
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .max_header_list_size(MAX_HEADER_BYTES as u32)
+        .max_concurrent_streams(256);
 }
 
 /// rustls with ring, TLS 1.2 and 1.3, HTTP/2 and HTTP/1.1.

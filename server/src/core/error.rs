@@ -28,6 +28,9 @@ pub enum Error {
     /// The body is larger than the configured limit (413).
     #[error("request body is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    /// The client took too long to send its request (408).
+    #[error("the request body did not arrive within {0} seconds")]
+    RequestTimeout(u64),
     /// PATCH without a merge-patch body (415).
     #[error("{0}")]
     UnsupportedMediaType(String),

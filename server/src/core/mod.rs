@@ -36,6 +36,11 @@ const REWRAP_INTERVAL: Duration = Duration::from_secs(30);
 /// Data keys rewrapped per transaction.
 const REWRAP_BATCH: u32 = 500;
 
+/// A caller whose token checked out; the only way to call [`Core::handle`].
+pub struct Caller {
+    entry: crate::auth::token::TokenEntry,
+}
+
 /// The server's state, shared by every request.
 pub struct Core {
     storage: Storage,
@@ -105,18 +110,31 @@ impl Core {
         }
     }
 
-    /// Handles one authenticated API request.
-    pub async fn handle(&self, req: Request) -> Result<Response, Error> {
+    /// Checks the path and the caller's token, before anything else about
+    /// the request (its body above all) is read.
+    pub async fn authenticate(
+        &self,
+        path: &str,
+        token: Option<&ClientToken>,
+    ) -> Result<Caller, Error> {
+        path::validate(path)?;
+        if self.barrier.is_sealed() {
+            return Err(Error::Sealed);
+        }
+        let token = token.ok_or(Error::PermissionDenied)?;
+        let entry = token::lookup(&self.storage, &self.barrier, token)
+            .await?
+            .ok_or(Error::PermissionDenied)?;
+        Ok(Caller { entry })
+    }
+
+    /// Handles one API request from a caller [`Core::authenticate`] let in.
+    pub async fn handle(&self, req: Request, caller: Caller) -> Result<Response, Error> {
         path::validate(&req.path)?;
         if self.barrier.is_sealed() {
             return Err(Error::Sealed);
         }
-        let Some(client_token) = req.token.as_ref() else {
-            return Err(Error::PermissionDenied);
-        };
-        let entry = token::lookup(&self.storage, &self.barrier, client_token)
-            .await?
-            .ok_or(Error::PermissionDenied)?;
+        let entry = caller.entry;
         let acl = Acl::new(&entry.record.policies);
         if !acl.allows(&req.path, req.operation) {
             return Err(Error::PermissionDenied);

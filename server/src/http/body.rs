@@ -6,9 +6,16 @@ use serde_json::{Map, Value};
 
 use crate::core::Error;
 
-/// Reads the whole body, refusing more than `limit` bytes (413).
+/// How long a client may take to send its body.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads the whole body, refusing more than `limit` bytes (413) or a body
+/// that takes longer than [`BODY_TIMEOUT`] to arrive (408).
 pub async fn read(body: Body, limit: usize) -> Result<Bytes, Error> {
-    match Limited::new(body, limit).collect().await {
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| Error::RequestTimeout(BODY_TIMEOUT.as_secs()))?;
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => Err(Error::TooLarge(limit)),
         Err(_) => Err(Error::invalid("failed to read the request body")),

@@ -75,10 +75,6 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
     if raw::is_lifecycle_path(&path) {
         return raw::handle(&app, &parts.method, &path, query, body).await;
     }
-    let body = match body::read(body, app.limits.max_request_size).await {
-        Ok(b) => b,
-        Err(err) => return error_response(&err),
-    };
     if wants_wrapping(&parts.headers) {
         return error_response(&Error::invalid(
             "response wrapping (X-Vault-Wrap-TTL) is not supported by secretd",
@@ -93,9 +89,19 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
     {
         return error_response(&err);
     }
+    // Who is asking is settled before the body is read, so an anonymous
+    // client cannot make the server buffer and parse anything.
+    let token = client_token(&parts.headers);
+    let caller = match app.core.authenticate(&path, token.as_ref()).await {
+        Ok(caller) => caller,
+        Err(err) => return error_response(&err),
+    };
     let data = match operation {
         Operation::Write | Operation::Patch => {
-            body::parse_json_object(&body, app.limits.max_json_depth)
+            match body::read(body, app.limits.max_request_size).await {
+                Ok(bytes) => body::parse_json_object(&bytes, app.limits.max_json_depth),
+                Err(err) => Err(err),
+            }
         }
         Operation::Read | Operation::Delete | Operation::List => Ok(body::parse_query(query)),
     };
@@ -112,12 +118,12 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
         operation,
         path,
         data,
-        token: client_token(&parts.headers),
+        token,
         remote_addr,
     };
     let request_id = request.id.clone();
     let inject = respond::injects_data_at_top_level(&request.path);
-    match app.core.handle(request).await {
+    match app.core.handle(request, caller).await {
         Ok(response) => respond::envelope(&request_id, response, inject),
         Err(err) => error_response(&err),
     }

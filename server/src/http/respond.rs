@@ -45,6 +45,7 @@ pub fn error_response(err: &Error) -> HttpResponse {
         Error::NotFound | Error::UnsupportedPath => StatusCode::NOT_FOUND,
         Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::Sealed | Error::NotInitialized | Error::Unavailable(_) => {
             StatusCode::SERVICE_UNAVAILABLE

@@ -246,6 +246,13 @@ async fn tokens_are_required_and_checked() {
         (r.status, errors(&r)),
         (StatusCode::FORBIDDEN, vec!["permission denied".to_owned()])
     );
+    // Without a token the body is never read: garbage or huge, it is a 403.
+    let req = HttpRequest::builder()
+        .method("POST")
+        .uri("/v1/secret/data/x")
+        .body(Body::from("x".repeat(2 * 1024 * 1024)))
+        .unwrap();
+    assert_eq!(app.send_raw(req).await.status, StatusCode::FORBIDDEN);
     let r = app
         .send(
             "GET",
