@@ -128,6 +128,14 @@ pub struct UnsealProgress {
     pub nonce: String,
 }
 
+/// What a rewrap pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RewrapReport {
+    pub rewrapped: u64,
+    /// Data keys that did not open and were left as they were.
+    pub unreadable: u64,
+}
+
 /// Keyring state reported by `sys/key-status`.
 #[derive(Debug, Clone)]
 pub struct KeyStatus {
@@ -534,36 +542,51 @@ impl Barrier {
         })
     }
 
-    /// Rewraps up to `limit` data keys from older terms to the active one.
-    /// Returns how many were rewrapped; 0 means none are left.
-    pub async fn rewrap_batch(&self, limit: u32) -> Result<u64> {
-        let keys = self.keys()?;
-        let stale = self
-            .storage
-            .data_keys_below_term(keys.active, limit)
-            .await?;
-        if stale.is_empty() {
-            return Ok(0);
-        }
-        let kek = keys.active_kek()?;
-        let mut rewrapped = Vec::with_capacity(stale.len());
-        for old in stale {
-            let old_kek = keys.keks.get(&old.term).ok_or(BarrierError::Decrypt)?;
-            let aad = dek_aad(&old.id);
-            let dek = crypto::open(old_kek, &aad, &old.wrapped)?;
-            let wrapped = crypto::seal(kek, &aad, &dek)?;
-            rewrapped.push((
-                DataKeyRecord {
+    /// Rewraps every data key from an older term to the active one, `batch`
+    /// keys per transaction. A key that does not open (tampered or
+    /// corrupt) is logged, counted and skipped, so it cannot stall
+    /// rotation; it stays on its old term and in `rewrap_pending`.
+    pub async fn rewrap_pass(&self, batch: u32) -> Result<RewrapReport> {
+        let mut report = RewrapReport::default();
+        let mut after = Vec::new();
+        loop {
+            let keys = self.keys()?;
+            let stale = self
+                .storage
+                .data_keys_below_term(keys.active, &after, batch)
+                .await?;
+            let Some(last) = stale.last() else {
+                return Ok(report);
+            };
+            after = last.id.clone();
+            let kek = keys.active_kek()?;
+            let mut rewrapped = Vec::with_capacity(stale.len());
+            for old in stale {
+                let aad = dek_aad(&old.id);
+                let opened = keys
+                    .keks
+                    .get(&old.term)
+                    .ok_or(CryptoError)
+                    .and_then(|old_kek| crypto::open(old_kek, &aad, &old.wrapped));
+                let Ok(dek) = opened else {
+                    tracing::error!(
+                        data_key.id = %hex::encode(&old.id),
+                        data_key.term = old.term,
+                        "a data key does not open with its key term; skipping it"
+                    );
+                    report.unreadable += 1;
+                    continue;
+                };
+                let wrapped = crypto::seal(kek, &aad, &dek)?;
+                let new = DataKeyRecord {
                     id: old.id,
                     term: keys.active,
                     wrapped,
-                },
-                old.term,
-            ));
+                };
+                rewrapped.push((new, old.term));
+            }
+            report.rewrapped += self.storage.rewrap_data_keys(&rewrapped).await?;
         }
-        let count = rewrapped.len() as u64;
-        self.storage.rewrap_data_keys(&rewrapped).await?;
-        Ok(count)
     }
 
     /// Resolves when a rotation or unseal asks for a rewrap pass.

@@ -247,9 +247,16 @@ async fn rotation_rewraps_data_keys_and_keeps_old_values_readable() {
     let fresh = barrier.seal_value(&name("k", 9), b"new").unwrap();
     assert_eq!(fresh.dek.term, 2);
 
-    assert_eq!(barrier.rewrap_batch(2).await.unwrap(), 2);
-    assert_eq!(barrier.rewrap_batch(2).await.unwrap(), 1);
-    assert_eq!(barrier.rewrap_batch(2).await.unwrap(), 0);
+    let report = barrier.rewrap_pass(2).await.unwrap();
+    assert_eq!(
+        (report.rewrapped, report.unreadable),
+        (3, 0),
+        "three keys in batches of two"
+    );
+    assert_eq!(
+        barrier.rewrap_pass(2).await.unwrap(),
+        RewrapReport::default()
+    );
     assert_eq!(barrier.key_status().await.unwrap().rewrap_pending, 0);
     for (i, _) in blobs.iter().enumerate() {
         let version = i as u64 + 1;
@@ -314,4 +321,55 @@ async fn a_seal_racing_a_rotation_or_reload_stays_sealed() {
         let _ = reload.await.unwrap();
         assert!(barrier.is_sealed(), "a rotation or reload undid the seal");
     }
+}
+
+#[tokio::test]
+async fn a_data_key_that_does_not_open_is_skipped_not_retried_forever() {
+    let db = TestDatabase::sqlite();
+    let storage = db.open().await;
+    let barrier = Barrier::new(storage.clone());
+    let key = Key::generate().unwrap();
+    initialize(&barrier, &storage, InitSeal::Static(&key)).await;
+    let mut mount = crate::core::mounts::kv_v2_record("kv/", "").unwrap();
+    mount.uuid = "mount".to_owned();
+    storage.create_mount(&mount).await.unwrap();
+    for (path, corrupt) in [("a", false), ("b", true), ("c", false), ("d", false)] {
+        let mut blob = barrier.seal_value(&name(path, 1), b"v").unwrap();
+        if corrupt {
+            blob.dek.wrapped[20] ^= 1;
+        }
+        let write = crate::storage::KvWrite {
+            mount: "mount",
+            path,
+            cas: None,
+            expect_version: None,
+            now: 1,
+        };
+        storage
+            .kv_write(&write, move |_| Ok::<_, ()>(blob.clone()))
+            .await
+            .unwrap();
+    }
+    barrier.rotate().await.unwrap();
+    let report = barrier.rewrap_pass(1).await.unwrap();
+    assert_eq!(
+        report,
+        RewrapReport {
+            rewrapped: 3,
+            unreadable: 1
+        }
+    );
+    let status = barrier.key_status().await.unwrap();
+    assert_eq!(
+        status.rewrap_pending, 1,
+        "the bad key stays visible in key-status"
+    );
+    // The next pass is no slower for it: it finds only the bad key again.
+    assert_eq!(
+        barrier.rewrap_pass(1).await.unwrap(),
+        RewrapReport {
+            rewrapped: 0,
+            unreadable: 1
+        }
+    );
 }

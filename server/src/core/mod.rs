@@ -24,7 +24,7 @@ pub use self::mounts::MountTable;
 pub use self::request::{ClientToken, Operation, Request, Response, ResponseStatus, to_object};
 pub use self::seal::{HealthState, SealSettings};
 use crate::auth::token;
-use crate::barrier::Barrier;
+use crate::barrier::{Barrier, Key, SealType};
 use crate::engines::BackendRequest;
 use crate::policy::Acl;
 use crate::storage::Storage;
@@ -46,17 +46,25 @@ pub struct Core {
     storage: Storage,
     barrier: Arc<Barrier>,
     mounts: ArcSwap<MountTable>,
-    seal_settings: SealSettings,
+    seal_type: SealType,
+    /// The static seal's key until it has been used (see `core/seal.rs`).
+    static_key: Mutex<Option<Key>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Core {
     pub fn new(storage: Storage, seal_settings: SealSettings) -> Arc<Core> {
+        let seal_type = seal_settings.seal_type();
+        let static_key = match seal_settings {
+            SealSettings::Static(key) => Some(key),
+            SealSettings::Shamir => None,
+        };
         Arc::new(Core {
             barrier: Arc::new(Barrier::new(storage.clone())),
             storage,
             mounts: ArcSwap::from_pointee(MountTable::default()),
-            seal_settings,
+            seal_type,
+            static_key: Mutex::new(static_key),
             tasks: Mutex::new(Vec::new()),
         })
     }
@@ -178,22 +186,14 @@ impl Core {
                 tracing::warn!(error = %err, "could not reload the keyring");
                 continue;
             }
-            let mut total = 0u64;
-            loop {
-                match self.barrier.rewrap_batch(REWRAP_BATCH).await {
-                    Ok(0) => break,
-                    Ok(n) => total += n,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "rewrapping data keys failed; will retry");
-                        break;
-                    }
-                }
-            }
-            if total > 0 {
-                tracing::info!(
-                    rewrapped = total,
+            match self.barrier.rewrap_pass(REWRAP_BATCH).await {
+                Ok(report) if report.rewrapped > 0 || report.unreadable > 0 => tracing::info!(
+                    rewrapped = report.rewrapped,
+                    unreadable = report.unreadable,
                     "rewrapped data keys to the active key term"
-                );
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "rewrapping data keys failed; will retry"),
             }
         }
     }

@@ -20,7 +20,7 @@ pub enum SealSettings {
 }
 
 impl SealSettings {
-    fn seal_type(&self) -> SealType {
+    pub(super) fn seal_type(&self) -> SealType {
         match self {
             SealSettings::Shamir => SealType::Shamir,
             SealSettings::Static(_) => SealType::Static,
@@ -57,8 +57,9 @@ impl Core {
                 "PGP-encrypted keys are not supported by secretd",
             ));
         }
-        let seal = match &self.seal_settings {
-            SealSettings::Shamir => {
+        let static_key = self.static_key();
+        let seal = match (self.seal_type, &static_key) {
+            (SealType::Shamir, _) => {
                 if req.recovery_shares != 0 || req.recovery_threshold != 0 {
                     return Err(Error::invalid(
                         "recovery_shares and recovery_threshold do not apply to a shamir seal",
@@ -69,10 +70,12 @@ impl Core {
                     threshold: req.secret_threshold,
                 }
             }
-            SealSettings::Static(key) => InitSeal::Static(key),
+            (SealType::Static, Some(key)) => InitSeal::Static(key),
+            (SealType::Static, None) => return Err(Error::invalid("Vault is already initialized")),
         };
         let root_token = token::generate_token()?;
         let shares = self.initialize_with(seal, &root_token, Vec::new()).await?;
+        self.forget_static_key();
         Ok(InitResponse {
             keys: shares.iter().map(hex::encode).collect(),
             keys_base64: shares.iter().map(|s| BASE64.encode(s)).collect(),
@@ -197,7 +200,7 @@ impl Core {
         let progress = self.barrier.unseal_progress();
         let (seal_type, t, n) = match &config {
             Some(c) => (c.seal_type, c.secret_threshold, c.secret_shares),
-            None => (self.seal_settings.seal_type(), 0, 0),
+            None => (self.seal_type, 0, 0),
         };
         let (t, n) = if seal_type == SealType::Static {
             (0, 0)
@@ -241,7 +244,7 @@ impl Core {
     /// Refuses to start when storage was initialised with another seal type.
     pub(super) async fn check_seal_config(&self) -> anyhow::Result<()> {
         if let Some(config) = self.barrier.config().await? {
-            let configured = self.seal_settings.seal_type();
+            let configured = self.seal_type;
             if config.seal_type != configured {
                 anyhow::bail!(
                     "storage was initialised with a {} seal but the configuration says {}; \
@@ -255,17 +258,31 @@ impl Core {
         Ok(())
     }
 
+    /// A copy of the static seal key, while it is still needed.
+    fn static_key(&self) -> Option<Key> {
+        self.static_key.lock().ok().and_then(|k| k.clone())
+    }
+
+    /// The static seal key is needed once (to init, or to unseal at start);
+    /// after that it leaves memory. To unseal again, restart.
+    fn forget_static_key(&self) {
+        if let Ok(mut key) = self.static_key.lock() {
+            *key = None;
+        }
+    }
+
     /// Unseals at start when the key is configured (static seal).
     pub(super) async fn auto_unseal(&self) -> anyhow::Result<()> {
-        let SealSettings::Static(key) = &self.seal_settings else {
+        let Some(key) = self.static_key() else {
             return Ok(());
         };
         if !self.is_initialized().await? {
             tracing::info!("not initialised yet: initialise with `secretctl operator init`");
             return Ok(());
         }
+        self.forget_static_key();
         self.barrier
-            .unseal_with_key(key)
+            .unseal_with_key(&key)
             .await
             .map_err(|e| match e {
                 crate::barrier::BarrierError::Decrypt => anyhow::anyhow!(

@@ -751,7 +751,7 @@ async fn rotation_is_reported_by_key_status() {
             .unwrap()
             .ends_with('Z')
     );
-    while app.core.barrier().rewrap_batch(100).await.unwrap() > 0 {}
+    app.core.barrier().rewrap_pass(100).await.unwrap();
     let r = app.root("GET", "/v1/sys/key-status", None).await;
     assert_eq!(r.body["data"]["rewrap_pending"], 0);
     assert_eq!(r.body["data"]["encryptions"], 1);

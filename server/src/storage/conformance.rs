@@ -174,7 +174,7 @@ pub async fn key_terms_are_unique_and_ordered(s: &Storage) {
 pub async fn rewrap_is_conditional_on_the_old_term(s: &Storage) {
     put(s, "a", None).await;
     put(s, "b", None).await;
-    let stale = s.data_keys_below_term(2, 10).await.unwrap();
+    let stale = s.data_keys_below_term(2, &[], 10).await.unwrap();
     assert_eq!(stale.len(), 2);
     let mut first = stale[0].clone();
     first.term = 2;
@@ -184,7 +184,7 @@ pub async fn rewrap_is_conditional_on_the_old_term(s: &Storage) {
     assert_eq!(s.rewrap_data_keys(&[(first, 1)]).await.unwrap(), 0);
     let counts = s.data_key_counts(2).await.unwrap();
     assert_eq!((counts.total, counts.on_term, counts.below_term), (2, 1, 1));
-    assert_eq!(s.data_keys_below_term(2, 10).await.unwrap().len(), 1);
+    assert_eq!(s.data_keys_below_term(2, &[], 10).await.unwrap().len(), 1);
 }
 
 pub async fn mounts_are_unique_and_deletion_removes_their_data(s: &Storage) {

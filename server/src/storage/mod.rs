@@ -426,8 +426,9 @@ delegate! {
     fn key_terms(&self) -> Result<Vec<KeyTermRecord>>;
     /// Adds a key term; `Conflict` if the term exists (another node won).
     fn add_key_term(&self, term: &KeyTermRecord) -> Result<()>;
-    /// Up to `limit` data keys wrapped by a term older than `term`.
-    fn data_keys_below_term(&self, term: u32, limit: u32) -> Result<Vec<DataKeyRecord>>;
+    /// Up to `limit` data keys wrapped by a term older than `term`, in id
+    /// order, with ids after `after` (empty: from the start).
+    fn data_keys_below_term(&self, term: u32, after: &[u8], limit: u32) -> Result<Vec<DataKeyRecord>>;
     /// Replaces wrapped data keys, each only if still wrapped by its old term.
     fn rewrap_data_keys(&self, rewrapped: &[(DataKeyRecord, u32)]) -> Result<u64>;
     /// Counts data keys in all, on `term`, and below it.

@@ -171,10 +171,12 @@ macro_rules! impl_queries {
             pub async fn data_keys_below_term(
                 &self,
                 term: u32,
+                after: &[u8],
                 limit: u32,
             ) -> Result<Vec<DataKeyRecord>> {
                 let rows: Vec<rows::DataKeyRow> = sqlx::query_as(sql::SELECT_DATA_KEYS_BELOW)
                     .bind(i64::from(term))
+                    .bind(after)
                     .bind(i64::from(limit))
                     .fetch_all(self.reader())
                     .await?;
@@ -404,7 +406,9 @@ macro_rules! impl_queries {
                 mount: &str,
                 path: &str,
             ) -> Result<Option<KvMetadataRead>> {
-                let mut conn = self.reader().acquire().await?;
+                // One read transaction: the metadata and the version list are
+                // one snapshot even while writes and pruning go on.
+                let mut conn = self.reader().begin().await?;
                 let meta: Option<rows::KvMetadataRow> = sqlx::query_as(sql::SELECT_KV_METADATA)
                     .bind(mount)
                     .bind(path)

@@ -14,7 +14,7 @@ pub(super) const INSERT_KEY_TERM: &str =
 pub(super) const INSERT_DATA_KEY: &str =
     "INSERT INTO data_keys (id, term, wrapped) VALUES ($1, $2, $3)";
 pub(super) const SELECT_DATA_KEYS_BELOW: &str =
-    "SELECT id, term, wrapped FROM data_keys WHERE term < $1 ORDER BY id LIMIT $2";
+    "SELECT id, term, wrapped FROM data_keys WHERE term < $1 AND id > $2 ORDER BY id LIMIT $3";
 pub(super) const REWRAP_DATA_KEY: &str =
     "UPDATE data_keys SET term = $1, wrapped = $2 WHERE id = $3 AND term = $4";
 pub(super) const COUNT_DATA_KEYS: &str = "SELECT COUNT(*) AS total, \
