@@ -328,6 +328,12 @@ pub struct TokenLookup {
     pub token_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period: Option<u64>,
+    /// RFC 3339; only once the token has been renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_renewal: Option<String>,
+    /// Unix seconds; only once the token has been renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_renewal_time: Option<i64>,
 }
 
 // ---------------------------------------------------------------------------

@@ -97,6 +97,8 @@ impl TokenEntry {
             ttl: self.ttl(now),
             token_type: r.token_type.clone(),
             period: (r.period > 0).then_some(r.period),
+            last_renewal: r.last_renewal.map(time::rfc3339),
+            last_renewal_time: r.last_renewal.map(|t| t / 1_000_000_000),
         }
     }
 }
@@ -121,6 +123,7 @@ pub fn root_token_record(hash: Vec<u8>, accessor: String, now: UnixNanos) -> Tok
         orphan: true,
         token_type: "service".to_owned(),
         path: "auth/token/root".to_owned(),
+        last_renewal: None,
     }
 }
 

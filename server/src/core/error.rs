@@ -16,6 +16,10 @@ pub enum Error {
     /// Missing, unknown or expired token, or not allowed (403).
     #[error("permission denied")]
     PermissionDenied,
+    /// Refused with a message Vault gives in this place (403), such as
+    /// "bad token" for a lookup of an unknown token.
+    #[error("{0}")]
+    Forbidden(String),
     /// Nothing at this path (404 with an empty error list).
     #[error("not found")]
     NotFound,

@@ -9,6 +9,7 @@ mod error;
 mod fields;
 pub mod mounts;
 pub mod path;
+mod policies;
 mod request;
 mod seal;
 
@@ -26,8 +27,9 @@ pub use self::seal::{HealthState, SealSettings};
 use crate::auth::token;
 use crate::barrier::{Barrier, Key, SealType};
 use crate::engines::BackendRequest;
-use crate::policy::Acl;
+use crate::policy::Capabilities;
 use crate::storage::Storage;
+use crate::time::now_nanos;
 
 /// How often each node re-reads the mount table from storage.
 const MOUNT_REFRESH: Duration = Duration::from_secs(5);
@@ -35,6 +37,10 @@ const MOUNT_REFRESH: Duration = Duration::from_secs(5);
 const REWRAP_INTERVAL: Duration = Duration::from_secs(30);
 /// Data keys rewrapped per transaction.
 const REWRAP_BATCH: u32 = 500;
+/// How often expired tokens are revoked and revoked ones deleted.
+const TOKEN_CLEANUP_INTERVAL: Duration = Duration::from_secs(5);
+/// Tokens revoked or deleted per transaction by the cleanup.
+const TOKEN_CLEANUP_BATCH: u32 = 1000;
 
 /// A caller whose token checked out; the only way to call [`Core::handle`].
 pub struct Caller {
@@ -49,6 +55,7 @@ pub struct Core {
     seal_type: SealType,
     /// The static seal's key until it has been used (see `core/seal.rs`).
     static_key: Mutex<Option<Key>>,
+    acls: policies::AclCache,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -65,6 +72,7 @@ impl Core {
             mounts: ArcSwap::from_pointee(MountTable::default()),
             seal_type,
             static_key: Mutex::new(static_key),
+            acls: policies::AclCache::default(),
             tasks: Mutex::new(Vec::new()),
         })
     }
@@ -103,8 +111,10 @@ impl Core {
         let rewrap = tokio::spawn(async move { core.run_rewrap().await });
         let core = Arc::clone(self);
         let refresh = tokio::spawn(async move { core.run_mount_refresh().await });
+        let core = Arc::clone(self);
+        let cleanup = tokio::spawn(async move { core.run_token_cleanup().await });
         if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.extend([rewrap, refresh]);
+            tasks.extend([rewrap, refresh, cleanup]);
         }
         Ok(())
     }
@@ -143,21 +153,133 @@ impl Core {
             return Err(Error::Sealed);
         }
         let entry = caller.entry;
-        let acl = Acl::new(&entry.record.policies);
-        if !acl.allows(&req.path, req.operation) {
-            return Err(Error::PermissionDenied);
-        }
+        let acl = self.acl_for(&entry.record.policies).await?;
+        let capabilities = acl.capabilities(&req.path, req.operation == Operation::List);
         let table = self.mount_table();
-        let (mount, rest) = table.route(&req.path).ok_or(Error::UnsupportedPath)?;
+        let Some((mount, rest)) = table.route(&req.path) else {
+            // Only a caller allowed here learns that the path does not exist.
+            return Err(match capabilities.effective() {
+                c if c.is_empty() || c == Capabilities::DENY => Error::PermissionDenied,
+                _ => Error::UnsupportedPath,
+            });
+        };
         let backend_req = BackendRequest {
             operation: req.operation,
             path: rest,
             data: &req.data,
             mount: &mount.record,
             token: &entry,
+            acl: &acl,
             request: &req,
         };
-        mount.backend.handle(self, &backend_req).await
+        if !mount.backend.checks_own_access(rest) {
+            if mount.backend.requires_sudo(rest) && !capabilities.contains(Capabilities::SUDO) {
+                return Err(Error::PermissionDenied);
+            }
+            let needed = match req.operation {
+                Operation::Read => Capabilities::READ,
+                Operation::List => Capabilities::LIST,
+                Operation::Patch => Capabilities::PATCH,
+                Operation::Delete => Capabilities::DELETE,
+                Operation::Write => {
+                    self.create_or_update(capabilities, &*mount.backend, &backend_req)
+                        .await?
+                }
+            };
+            if !capabilities.contains(needed) {
+                return Err(Error::PermissionDenied);
+            }
+        }
+        let last_use = self.count_use(&entry.record).await?;
+        let result = mount.backend.handle(self, &backend_req).await;
+        if last_use {
+            // The token's last permitted use: revoke it (and its tree) now.
+            if let Err(err) = self.storage.revoke_token(&entry.record.hash, false).await {
+                tracing::error!(error = %err, "could not revoke a token after its last use");
+            }
+        }
+        result
+    }
+
+    /// A write needs `create` where nothing exists yet and `update` where
+    /// something does; the backend says which, when the ACL cares.
+    async fn create_or_update(
+        &self,
+        capabilities: Capabilities,
+        backend: &dyn crate::engines::Backend,
+        req: &BackendRequest<'_>,
+    ) -> Result<Capabilities, Error> {
+        let (create, update) = (
+            capabilities.contains(Capabilities::CREATE),
+            capabilities.contains(Capabilities::UPDATE),
+        );
+        if create == update {
+            // Both or neither: the answer does not depend on existence.
+            return Ok(Capabilities::UPDATE);
+        }
+        Ok(match backend.exists(self, req).await? {
+            Some(false) => Capabilities::CREATE,
+            Some(true) | None => Capabilities::UPDATE,
+        })
+    }
+
+    /// Counts a use of a token with a use limit, in the database so that
+    /// concurrent requests cannot overspend it. Returns whether this was
+    /// its last use; refuses a token with none left.
+    async fn count_use(&self, token: &crate::storage::TokenRecord) -> Result<bool, Error> {
+        if token.num_uses == 0 {
+            return Ok(false);
+        }
+        match self.storage.use_token(&token.hash).await? {
+            None => Err(Error::PermissionDenied),
+            Some(left) => Ok(left == 0),
+        }
+    }
+
+    /// Revokes expired tokens and deletes revoked ones, in batches.
+    async fn run_token_cleanup(&self) {
+        let mut tick = tokio::time::interval(TOKEN_CLEANUP_INTERVAL);
+        loop {
+            tick.tick().await;
+            if self.barrier.is_sealed() {
+                continue;
+            }
+            if let Err(err) = self.clean_up_tokens().await {
+                tracing::warn!(error = %err, "token cleanup failed; will retry");
+            }
+        }
+    }
+
+    pub(crate) async fn clean_up_tokens(&self) -> Result<(), Error> {
+        let batch = TOKEN_CLEANUP_BATCH;
+        let mut expired = 0;
+        loop {
+            let n = self
+                .storage
+                .revoke_expired_tokens(now_nanos(), batch)
+                .await?;
+            expired += n;
+            if n < u64::from(batch) {
+                break;
+            }
+        }
+        while self.storage.cascade_revocations(batch).await? > 0 {}
+        let mut deleted = 0;
+        loop {
+            let n = self.storage.sweep_revoked_tokens(batch).await?;
+            deleted += n;
+            if n < u64::from(batch) {
+                break;
+            }
+        }
+        if expired > 0 || deleted > 0 {
+            tracing::debug!(
+                tokens.expired = expired,
+                tokens.deleted = deleted,
+                "token cleanup"
+            );
+        }
+        Ok(())
     }
 
     async fn run_mount_refresh(&self) {

@@ -24,6 +24,9 @@ pub const TYPE_KV: &str = "kv";
 pub const TYPE_SYSTEM: &str = "system";
 pub const TYPE_TOKEN: &str = "token";
 
+/// Vault's system-wide lease limit: the default and the maximum TTL.
+pub const SYSTEM_MAX_LEASE_TTL: u64 = 768 * 3600;
+
 /// Prefixes no secret engine may take.
 const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/", "audit/"];
 
@@ -140,6 +143,24 @@ pub fn kv_v2_record(path: &str, description: &str) -> Result<MountRecord, Error>
         &options,
         &MountConfigOutput::default(),
     )
+}
+
+/// `GET sys/mounts/:path/tune`: TTLs in seconds, 0 meaning the system's.
+pub fn tune_output(record: &MountRecord) -> Map<String, Value> {
+    let config: MountConfigOutput = serde_json::from_str(&record.config).unwrap_or_default();
+    let or_system = |ttl: u64| if ttl == 0 { SYSTEM_MAX_LEASE_TTL } else { ttl };
+    let mut data = Map::new();
+    data.insert(
+        "default_lease_ttl".into(),
+        or_system(config.default_lease_ttl).into(),
+    );
+    data.insert(
+        "max_lease_ttl".into(),
+        or_system(config.max_lease_ttl).into(),
+    );
+    data.insert("force_no_cache".into(), config.force_no_cache.into());
+    data.insert("description".into(), record.description.clone().into());
+    data
 }
 
 /// `GET sys/mounts` shape of one mount.
@@ -272,6 +293,104 @@ impl Core {
         self.storage().delete_mount(&record.uuid).await?;
         self.reload_mounts().await?;
         Ok(())
+    }
+
+    /// The auth method mounted at `path` (as in `sys/auth/:path`, without
+    /// the `auth/` prefix).
+    pub fn auth_mount(&self, path: &str) -> Result<MountRecord, Error> {
+        let path = format!("auth/{}", normalize_path(path)?);
+        self.mount_table()
+            .by_kind(MountKind::Auth)
+            .find(|m| m.path == path)
+            .cloned()
+            .ok_or(Error::NotFound)
+    }
+
+    /// `POST sys/auth/:path`. Kubernetes and LDAP arrive with their issue;
+    /// the token method is built in and exists exactly once.
+    pub async fn mount_auth_method(
+        &self,
+        path: &str,
+        data: &Map<String, Value>,
+    ) -> Result<(), Error> {
+        let path = normalize_path(path)?;
+        let mut fields = Fields::new(data);
+        let kind = fields.string("type")?.ok_or_else(|| {
+            Error::invalid("the auth method type is required (\"type\": \"...\")")
+        })?;
+        self.check_mount_path_free(&format!("auth/{path}"))?;
+        match kind.as_str() {
+            TYPE_TOKEN => Err(Error::invalid(
+                "token credential backend cannot be instantiated",
+            )),
+            other => Err(Error::invalid(format!("unknown auth method type: {other}"))),
+        }
+    }
+
+    /// `DELETE sys/auth/:path`; the token method cannot be disabled.
+    pub async fn unmount_auth_method(&self, path: &str) -> Result<(), Error> {
+        let record = match self.auth_mount(path) {
+            Ok(record) => record,
+            Err(Error::NotFound) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        if record.mount_type == TYPE_TOKEN {
+            return Err(Error::invalid(
+                "token credential backend cannot be disabled",
+            ));
+        }
+        self.storage().delete_mount(&record.uuid).await?;
+        self.reload_mounts().await
+    }
+
+    /// `POST sys/mounts/:path/tune` and `sys/auth/:path/tune`: lease TTLs
+    /// (capped by the system's 768h) and the description.
+    pub async fn tune_mount(
+        &self,
+        record: &MountRecord,
+        data: &Map<String, Value>,
+    ) -> Result<Vec<String>, Error> {
+        let mut fields = Fields::new(data);
+        let mut config: MountConfigOutput =
+            serde_json::from_str(&record.config).unwrap_or_default();
+        let mut ttl = |name: &'static str| -> Result<Option<u64>, Error> {
+            match fields.raw(name) {
+                Some(Value::String(s)) if s == "system" => Ok(Some(0)),
+                Some(_) => fields.duration(name),
+                None => Ok(None),
+            }
+        };
+        if let Some(d) = ttl("default_lease_ttl")? {
+            config.default_lease_ttl = d;
+        }
+        if let Some(m) = ttl("max_lease_ttl")? {
+            config.max_lease_ttl = m;
+        }
+        let description = fields
+            .string("description")?
+            .unwrap_or_else(|| record.description.clone());
+        if config.max_lease_ttl > SYSTEM_MAX_LEASE_TTL {
+            return Err(Error::invalid(format!(
+                "max_lease_ttl exceeds the system max of {}",
+                secretd_client::duration::format_duration(SYSTEM_MAX_LEASE_TTL)
+            )));
+        }
+        let max = if config.max_lease_ttl == 0 {
+            SYSTEM_MAX_LEASE_TTL
+        } else {
+            config.max_lease_ttl
+        };
+        if config.default_lease_ttl > max {
+            return Err(Error::invalid(
+                "default lease TTL greater than max lease TTL",
+            ));
+        }
+        let json = serde_json::to_string(&config).map_err(Error::internal)?;
+        self.storage()
+            .tune_mount(&record.uuid, &description, &json)
+            .await?;
+        self.reload_mounts().await?;
+        Ok(fields.unrecognized_warning().into_iter().collect())
     }
 
     /// The secret engine mounted exactly at `path`.

@@ -190,6 +190,7 @@ impl Core {
 
     async fn after_unseal(&self) -> Result<(), Error> {
         self.reload_mounts().await?;
+        self.ensure_default_policy().await?;
         tracing::info!("secretd unsealed");
         Ok(())
     }

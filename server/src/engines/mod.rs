@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::auth::token::TokenEntry;
 use crate::core::{Core, Error, Operation, Request, Response};
+use crate::policy::Acl;
 use crate::storage::MountRecord;
 
 /// A request as a backend sees it.
@@ -22,10 +23,40 @@ pub struct BackendRequest<'a> {
     pub data: &'a Map<String, Value>,
     pub mount: &'a MountRecord,
     pub token: &'a TokenEntry,
+    /// The caller's ACL, for backends that decide more than core does
+    /// (sudo-only options, checks of their own).
+    pub acl: &'a Acl,
     pub request: &'a Request,
 }
 
 #[async_trait]
 pub trait Backend: Send + Sync {
     async fn handle(&self, core: &Core, req: &BackendRequest<'_>) -> Result<Response, Error>;
+
+    /// Whether a write to this path creates something (`Some(false)`: the
+    /// caller needs `create`) or changes it (`Some(true)`: `update`).
+    /// `None` when the distinction does not apply (`update`).
+    async fn exists(&self, _core: &Core, _req: &BackendRequest<'_>) -> Result<Option<bool>, Error> {
+        Ok(None)
+    }
+
+    /// Root-protected paths (below the mount) that also need `sudo`.
+    fn requires_sudo(&self, _path: &str) -> bool {
+        false
+    }
+
+    /// Paths whose access the backend checks itself (core skips its ACL
+    /// check; the backend must use `BackendRequest::acl`).
+    fn checks_own_access(&self, _path: &str) -> bool {
+        false
+    }
+}
+
+/// Whether `path` matches one of Vault's root-path patterns (a trailing
+/// `*` is a prefix match).
+pub fn matches_any(path: &str, patterns: &[&str]) -> bool {
+    patterns.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => path.starts_with(prefix),
+        None => path == *p,
+    })
 }

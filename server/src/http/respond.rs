@@ -41,7 +41,7 @@ pub fn serialize(value: &impl serde::Serialize) -> Vec<u8> {
 pub fn error_response(err: &Error) -> HttpResponse {
     let status = match err {
         Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-        Error::PermissionDenied => StatusCode::FORBIDDEN,
+        Error::PermissionDenied | Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound | Error::UnsupportedPath => StatusCode::NOT_FOUND,
         Error::UnsupportedOperation => StatusCode::METHOD_NOT_ALLOWED,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

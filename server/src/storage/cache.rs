@@ -99,6 +99,12 @@ impl RowCache {
         }
     }
 
+    /// After revocations, which may have touched any token.
+    pub fn invalidate_all_tokens(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.tokens.clear();
+    }
+
     /// After a committed change to a KV key.
     pub fn invalidate_kv(&self, mount: &str, path: &str) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
@@ -119,9 +125,14 @@ impl RowCache {
 /// stale row behind.
 pub enum Touched {
     Nothing,
-    Kv { mount: String, path: String },
+    Kv {
+        mount: String,
+        path: String,
+    },
     AllKv,
     Token(Vec<u8>),
+    /// Revocations mark tokens found only while the write runs.
+    AllTokens,
 }
 
 impl Touched {
@@ -139,6 +150,7 @@ impl Touched {
             Touched::Kv { mount, path } => cache.invalidate_kv(mount, path),
             Touched::AllKv => cache.invalidate_all_kv(),
             Touched::Token(hash) => cache.invalidate_token(hash),
+            Touched::AllTokens => cache.invalidate_all_tokens(),
         }
     }
 }

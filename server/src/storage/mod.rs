@@ -56,6 +56,9 @@ pub enum StorageError {
     /// nothing of it was kept.
     #[error("the write could not be committed: {0}")]
     CommitFailed(String),
+    /// The parent of a token being created was revoked meanwhile.
+    #[error("the parent token was revoked")]
+    ParentRevoked,
     /// The mount a KV write was routed to was removed meanwhile.
     #[error("the mount was removed")]
     MountGone,
@@ -216,6 +219,7 @@ pub struct TokenRecord {
     pub orphan: bool,
     pub token_type: String,
     pub path: String,
+    pub last_renewal: Option<UnixNanos>,
 }
 
 impl std::fmt::Debug for TokenRecord {
@@ -226,6 +230,16 @@ impl std::fmt::Debug for TokenRecord {
             .field("expire_at", &self.expire_at)
             .finish_non_exhaustive()
     }
+}
+
+/// An ACL policy as stored: its HCL text and a version counting updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    pub name: String,
+    pub policy: String,
+    pub version: u64,
+    pub created_at: UnixNanos,
+    pub updated_at: UnixNanos,
 }
 
 /// A KV mount's `config`.
@@ -374,6 +388,12 @@ impl Storage {
         }
     }
 
+    /// Whether several servers share this database (PostgreSQL), so that
+    /// nothing cached from it can be trusted for long.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Storage::Postgres(_))
+    }
+
     /// Closes every connection, waiting for in-flight queries.
     pub async fn close(&self) {
         match self {
@@ -438,13 +458,45 @@ delegate! {
     fn mounts(&self) -> Result<Vec<MountRecord>>;
     /// Adds a mount; `Conflict` if the path or accessor is taken.
     fn create_mount(&self, mount: &MountRecord) -> Result<()>;
+    /// Changes a mount's description and config (JSON).
+    fn tune_mount(&self, uuid: &str, description: &str, config: &str) -> Result<()>;
     /// Removes a mount and everything stored under it.
     fn delete_mount(&self, uuid: &str) -> Result<()>;
 
-    /// Stores a new token.
+    /// Stores a new token; `ParentRevoked` if its parent is no longer live.
     fn create_token(&self, token: &TokenRecord) -> Result<()>;
-    /// The token with this hash.
+    /// The live (not revoked) token with this hash.
     fn token(&self, hash: &[u8]) -> Result<Option<TokenRecord>>;
+    /// The live token with this accessor.
+    fn token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>>;
+    /// The accessors of every live token.
+    fn token_accessors(&self) -> Result<Vec<String>>;
+    /// Counts one use of a token with a use limit: the uses left, or
+    /// `None` if it had none left (or is revoked).
+    fn use_token(&self, hash: &[u8]) -> Result<Option<u64>>;
+    /// Moves a live token's expiry; false if it is not live.
+    fn renew_token(&self, hash: &[u8], expire_at: Option<UnixNanos>, now: UnixNanos) -> Result<bool>;
+    /// Revokes a token and, in bounded batches, every token below it; with
+    /// `orphan_children` its children are made orphans and kept instead.
+    /// Returns when the whole tree is refused.
+    fn revoke_token(&self, hash: &[u8], orphan_children: bool) -> Result<()>;
+    /// Revokes up to `limit` expired tokens (their trees follow).
+    fn revoke_expired_tokens(&self, now: UnixNanos, limit: u32) -> Result<u64>;
+    /// Revokes up to `limit` tokens whose parent is revoked.
+    fn cascade_revocations(&self, limit: u32) -> Result<u64>;
+    /// Deletes up to `limit` revoked tokens that no live token hangs below.
+    fn sweep_revoked_tokens(&self, limit: u32) -> Result<u64>;
+
+    /// The stored policy with this name.
+    fn policy(&self, name: &str) -> Result<Option<PolicyRecord>>;
+    /// The names of every stored policy.
+    fn policy_names(&self) -> Result<Vec<String>>;
+    /// Creates or replaces a policy.
+    fn put_policy(&self, name: &str, policy: &str, now: UnixNanos) -> Result<()>;
+    /// Creates a policy unless one of that name exists.
+    fn ensure_policy(&self, name: &str, policy: &str, now: UnixNanos) -> Result<()>;
+    /// Deletes a policy; false if there was none.
+    fn delete_policy(&self, name: &str) -> Result<bool>;
 
     /// A KV mount's config, if it was ever written.
     fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>>;

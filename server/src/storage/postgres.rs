@@ -24,6 +24,9 @@ mod dialect {
         "SELECT CAST(1 AS BIGINT) FROM mounts WHERE uuid = $1 FOR SHARE";
     pub const LOCK_MOUNT_FOR_DELETE: &str =
         "SELECT CAST(1 AS BIGINT) FROM mounts WHERE uuid = $1 FOR UPDATE";
+    /// A live parent token, kept from revocation until the child is stored.
+    pub const LOCK_LIVE_PARENT: &str =
+        "SELECT CAST(1 AS BIGINT) FROM tokens WHERE hash = $1 AND NOT revoked FOR SHARE";
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

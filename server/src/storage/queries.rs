@@ -61,6 +61,9 @@ pub(super) fn fold_listed_path(prefix: &str, path: &str) -> Option<(String, List
     }
 }
 
+/// Tokens revoked, orphaned or swept per transaction.
+pub(super) const TOKEN_BATCH: u32 = 1000;
+
 /// Rows fetched per listing query.
 pub(super) const LIST_BATCH: i64 = 1000;
 
@@ -254,6 +257,31 @@ macro_rules! impl_queries {
                 .await
             }
 
+            pub async fn tune_mount(
+                &self,
+                uuid: &str,
+                description: &str,
+                config: &str,
+            ) -> Result<()> {
+                let (uuid, description, config) =
+                    (uuid.to_owned(), description.to_owned(), config.to_owned());
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::TUNE_MOUNT)
+                                .bind(&uuid)
+                                .bind(&description)
+                                .bind(&config)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
+            }
+
             pub async fn delete_mount(&self, uuid: &str) -> Result<()> {
                 let uuid = uuid.to_owned();
                 self.write(
@@ -292,6 +320,19 @@ macro_rules! impl_queries {
                     touched,
                     job(move |conn| {
                         Box::pin(async move {
+                            if let Some(parent) = &token.parent {
+                                // Held until the child is stored, so a
+                                // revocation of the parent either sees the
+                                // child or makes this insert fail.
+                                let live: Option<(i64,)> =
+                                    sqlx::query_as(dialect::LOCK_LIVE_PARENT)
+                                        .bind(parent)
+                                        .fetch_optional(&mut *conn)
+                                        .await?;
+                                if live.is_none() {
+                                    return Err(StorageError::ParentRevoked);
+                                }
+                            }
                             insert_token(&mut *conn, &token).await?;
                             Ok(TxOutcome::commit(()))
                         })
@@ -315,6 +356,227 @@ macro_rules! impl_queries {
                     cache.fill_token(epoch, record);
                 }
                 Ok(record)
+            }
+
+            pub async fn token_by_accessor(&self, accessor: &str) -> Result<Option<TokenRecord>> {
+                let row: Option<rows::TokenRow> = sqlx::query_as(sql::SELECT_TOKEN_BY_ACCESSOR)
+                    .bind(accessor)
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(rows::TokenRow::into_record).transpose()
+            }
+
+            pub async fn token_accessors(&self) -> Result<Vec<String>> {
+                let rows: Vec<(String,)> = sqlx::query_as(sql::SELECT_ACCESSORS)
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows.into_iter().map(|(a,)| a).collect())
+            }
+
+            pub async fn use_token(&self, hash: &[u8]) -> Result<Option<u64>> {
+                let owned = hash.to_vec();
+                self.write(
+                    Touched::Token(hash.to_vec()),
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let left: Option<(i64,)> = sqlx::query_as(sql::USE_TOKEN)
+                                .bind(&owned)
+                                .fetch_optional(&mut *conn)
+                                .await?;
+                            let left = left.map(|(n,)| to_u64(n, "num_uses")).transpose()?;
+                            Ok(TxOutcome::commit(left))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn renew_token(
+                &self,
+                hash: &[u8],
+                expire_at: Option<UnixNanos>,
+                now: UnixNanos,
+            ) -> Result<bool> {
+                let owned = hash.to_vec();
+                self.write(
+                    Touched::Token(hash.to_vec()),
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(sql::RENEW_TOKEN)
+                                .bind(&owned)
+                                .bind(expire_at)
+                                .bind(now)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done > 0))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn revoke_token(&self, hash: &[u8], orphan_children: bool) -> Result<()> {
+                if orphan_children {
+                    while self.orphan_children(hash, q::TOKEN_BATCH).await? > 0 {}
+                }
+                let owned = hash.to_vec();
+                self.write(
+                    Touched::Token(hash.to_vec()),
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::REVOKE_TOKEN)
+                                .bind(&owned)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await?;
+                // Down the tree, one bounded batch per transaction; this also
+                // finishes any other revocation still in progress.
+                while self.cascade_revocations(q::TOKEN_BATCH).await? > 0 {}
+                Ok(())
+            }
+
+            async fn orphan_children(&self, hash: &[u8], limit: u32) -> Result<u64> {
+                let owned = hash.to_vec();
+                self.write(
+                    Touched::AllTokens,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(sql::ORPHAN_CHILDREN)
+                                .bind(&owned)
+                                .bind(i64::from(limit))
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn revoke_expired_tokens(&self, now: UnixNanos, limit: u32) -> Result<u64> {
+                self.write(
+                    Touched::AllTokens,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(sql::REVOKE_EXPIRED)
+                                .bind(now)
+                                .bind(i64::from(limit))
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn cascade_revocations(&self, limit: u32) -> Result<u64> {
+                self.token_batch(sql::CASCADE_REVOCATION, limit).await
+            }
+
+            pub async fn sweep_revoked_tokens(&self, limit: u32) -> Result<u64> {
+                self.token_batch(sql::SWEEP_REVOKED, limit).await
+            }
+
+            /// One bounded batch statement over tokens ($1 = the limit).
+            async fn token_batch(&self, statement: &'static str, limit: u32) -> Result<u64> {
+                self.write(
+                    Touched::AllTokens,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(statement)
+                                .bind(i64::from(limit))
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn policy(
+                &self,
+                name: &str,
+            ) -> Result<Option<$crate::storage::PolicyRecord>> {
+                let row: Option<rows::PolicyRow> = sqlx::query_as(sql::SELECT_POLICY)
+                    .bind(name)
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(rows::PolicyRow::into_record).transpose()
+            }
+
+            pub async fn policy_names(&self) -> Result<Vec<String>> {
+                let rows: Vec<(String,)> = sqlx::query_as(sql::SELECT_POLICY_NAMES)
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows.into_iter().map(|(n,)| n).collect())
+            }
+
+            pub async fn put_policy(&self, name: &str, policy: &str, now: UnixNanos) -> Result<()> {
+                self.policy_statement(sql::UPSERT_POLICY, name, policy, now)
+                    .await
+            }
+
+            pub async fn ensure_policy(
+                &self,
+                name: &str,
+                policy: &str,
+                now: UnixNanos,
+            ) -> Result<()> {
+                self.policy_statement(sql::INSERT_POLICY_IF_MISSING, name, policy, now)
+                    .await
+            }
+
+            async fn policy_statement(
+                &self,
+                statement: &'static str,
+                name: &str,
+                policy: &str,
+                now: UnixNanos,
+            ) -> Result<()> {
+                let (name, policy) = (name.to_owned(), policy.to_owned());
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(statement)
+                                .bind(&name)
+                                .bind(&policy)
+                                .bind(now)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn delete_policy(&self, name: &str) -> Result<bool> {
+                let name = name.to_owned();
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(sql::DELETE_POLICY)
+                                .bind(&name)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done > 0))
+                        })
+                    }),
+                )
+                .await
             }
 
             pub async fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>> {

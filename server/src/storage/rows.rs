@@ -123,6 +123,7 @@ pub(super) struct TokenRow {
     orphan: bool,
     token_type: String,
     path: String,
+    last_renewal: Option<i64>,
 }
 
 impl TokenRow {
@@ -146,6 +147,7 @@ impl TokenRow {
             orphan: self.orphan,
             token_type: self.token_type,
             path: self.path,
+            last_renewal: self.last_renewal,
         })
     }
 }
@@ -300,5 +302,26 @@ fn sealed_blob(
         _ => Err(StorageError::Corrupt(
             "a sealed value without its data key".to_owned(),
         )),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PolicyRow {
+    name: String,
+    policy: String,
+    version: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl PolicyRow {
+    pub(super) fn into_record(self) -> Result<super::PolicyRecord> {
+        Ok(super::PolicyRecord {
+            name: self.name,
+            policy: self.policy,
+            version: to_u64(self.version, "policy version")?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
     }
 }

@@ -33,6 +33,8 @@ pub(super) const DELETE_MOUNT_VERSIONS: &str = "DELETE FROM kv_versions WHERE mo
 pub(super) const DELETE_MOUNT_METADATA: &str = "DELETE FROM kv_metadata WHERE mount_uuid = $1";
 pub(super) const DELETE_MOUNT_CONFIG: &str = "DELETE FROM kv_config WHERE mount_uuid = $1";
 pub(super) const DELETE_MOUNT: &str = "DELETE FROM mounts WHERE uuid = $1";
+pub(super) const TUNE_MOUNT: &str =
+    "UPDATE mounts SET description = $2, config = $3 WHERE uuid = $1";
 
 pub(super) const INSERT_TOKEN: &str = "INSERT INTO tokens (hash, accessor, parent, policies, \
     meta, display_name, num_uses, created_at, expire_at, creation_ttl, explicit_max_ttl, period, \
@@ -40,7 +42,43 @@ pub(super) const INSERT_TOKEN: &str = "INSERT INTO tokens (hash, accessor, paren
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
 pub(super) const SELECT_TOKEN: &str = "SELECT hash, accessor, parent, policies, meta, \
     display_name, num_uses, created_at, expire_at, creation_ttl, explicit_max_ttl, period, \
-    renewable, orphan, token_type, path FROM tokens WHERE hash = $1";
+    renewable, orphan, token_type, path, last_renewal FROM tokens WHERE hash = $1 AND NOT revoked";
+pub(super) const SELECT_TOKEN_BY_ACCESSOR: &str = "SELECT hash, accessor, parent, policies, meta, \
+    display_name, num_uses, created_at, expire_at, creation_ttl, explicit_max_ttl, period, \
+    renewable, orphan, token_type, path, last_renewal FROM tokens \
+    WHERE accessor = $1 AND NOT revoked";
+pub(super) const SELECT_ACCESSORS: &str =
+    "SELECT accessor FROM tokens WHERE NOT revoked ORDER BY accessor";
+/// A use of a token with a use limit; returns the uses left.
+pub(super) const USE_TOKEN: &str = "UPDATE tokens SET num_uses = num_uses - 1 \
+    WHERE hash = $1 AND num_uses > 0 AND NOT revoked RETURNING num_uses";
+pub(super) const RENEW_TOKEN: &str = "UPDATE tokens SET expire_at = $2, last_renewal = $3 \
+    WHERE hash = $1 AND NOT revoked";
+pub(super) const REVOKE_TOKEN: &str = "UPDATE tokens SET revoked = TRUE WHERE hash = $1";
+/// Makes up to $2 children of a token orphans (revoke-orphan).
+pub(super) const ORPHAN_CHILDREN: &str = "UPDATE tokens SET parent = NULL, orphan = TRUE \
+    WHERE hash IN (SELECT hash FROM tokens WHERE parent = $1 LIMIT $2)";
+/// Revokes up to $1 tokens whose parent is revoked: one step down every
+/// revoked tree at once.
+pub(super) const CASCADE_REVOCATION: &str = "UPDATE tokens SET revoked = TRUE \
+    WHERE hash IN (SELECT c.hash FROM tokens c JOIN tokens p ON c.parent = p.hash \
+    WHERE p.revoked AND NOT c.revoked LIMIT $1)";
+pub(super) const REVOKE_EXPIRED: &str = "UPDATE tokens SET revoked = TRUE \
+    WHERE hash IN (SELECT hash FROM tokens WHERE expire_at <= $1 AND NOT revoked LIMIT $2)";
+/// Deletes up to $1 revoked tokens none of whose children is still live.
+pub(super) const SWEEP_REVOKED: &str = "DELETE FROM tokens WHERE hash IN (SELECT t.hash \
+    FROM tokens t WHERE t.revoked AND NOT EXISTS (SELECT 1 FROM tokens c \
+    WHERE c.parent = t.hash AND NOT c.revoked) LIMIT $1)";
+
+pub(super) const SELECT_POLICY: &str =
+    "SELECT name, policy, version, created_at, updated_at FROM policies WHERE name = $1";
+pub(super) const SELECT_POLICY_NAMES: &str = "SELECT name FROM policies ORDER BY name";
+pub(super) const UPSERT_POLICY: &str = "INSERT INTO policies (name, policy, version, created_at, \
+    updated_at) VALUES ($1, $2, 1, $3, $3) ON CONFLICT (name) DO UPDATE \
+    SET policy = excluded.policy, version = policies.version + 1, updated_at = excluded.updated_at";
+pub(super) const INSERT_POLICY_IF_MISSING: &str = "INSERT INTO policies (name, policy, version, \
+    created_at, updated_at) VALUES ($1, $2, 1, $3, $3) ON CONFLICT (name) DO NOTHING";
+pub(super) const DELETE_POLICY: &str = "DELETE FROM policies WHERE name = $1";
 
 pub(super) const SELECT_KV_CONFIG: &str = "SELECT max_versions, cas_required, \
     delete_version_after FROM kv_config WHERE mount_uuid = $1";

@@ -37,6 +37,9 @@ mod dialect {
     pub(in super::super) use super::super::sql::SELECT_KV_METADATA as LOCK_KV_METADATA;
     pub const LOCK_MOUNT_FOR_WRITE: &str = "SELECT CAST(1 AS BIGINT) FROM mounts WHERE uuid = $1";
     pub const LOCK_MOUNT_FOR_DELETE: &str = LOCK_MOUNT_FOR_WRITE;
+    /// A live parent token, kept from revocation until the child is stored.
+    pub const LOCK_LIVE_PARENT: &str =
+        "SELECT CAST(1 AS BIGINT) FROM tokens WHERE hash = $1 AND NOT revoked";
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");

@@ -82,6 +82,22 @@ impl Backend for KvBackend {
             )),
         }
     }
+
+    /// A write to `data/` or `metadata/` creates the key when it has no
+    /// metadata yet (Vault's existence check).
+    async fn exists(&self, core: &Core, req: &BackendRequest<'_>) -> Result<Option<bool>, Error> {
+        let key = req
+            .path
+            .strip_prefix("data/")
+            .or_else(|| req.path.strip_prefix("metadata/"));
+        match key {
+            Some(key) if !key.is_empty() => {
+                let meta = core.storage().kv_metadata(&req.mount.uuid, key).await?;
+                Ok(Some(meta.is_some()))
+            }
+            _ => Ok(None),
+        }
+    }
 }
 
 /// One request's view of one KV mount.

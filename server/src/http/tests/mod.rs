@@ -89,6 +89,43 @@ impl App {
     }
 }
 
+mod access;
+
+impl App {
+    /// A request with the given token.
+    async fn with_token(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        self.send(method, path, body, &[("X-Vault-Token", token)])
+            .await
+    }
+
+    /// Writes a policy as root.
+    async fn policy(&self, name: &str, text: &str) {
+        let r = self
+            .root(
+                "PUT",
+                &format!("/v1/sys/policies/acl/{name}"),
+                Some(json!({ "policy": text })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    }
+
+    /// Creates a token as `parent` and returns it.
+    async fn token(&self, parent: &str, body: Value) -> String {
+        let r = self
+            .with_token(parent, "POST", "/v1/auth/token/create", Some(body))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+        r.body["auth"]["client_token"].as_str().unwrap().to_owned()
+    }
+}
+
 fn errors(reply: &Reply) -> Vec<String> {
     serde_json::from_value(reply.body["errors"].clone()).unwrap_or_default()
 }
