@@ -59,6 +59,7 @@
 //! that carry secrets shows no values.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod duration;
 pub mod wire;
 
