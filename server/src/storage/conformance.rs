@@ -793,3 +793,206 @@ pub async fn deleting_a_key_while_it_is_written_leaves_no_orphans(s: &Storage) {
     assert_eq!(total_data_keys(&s).await, 0, "a data key outlived its key");
     assert_eq!(put(&s, "hot", None).await, 1, "the key starts over cleanly");
 }
+
+/// A token below `parent` (or an orphan), with a use limit.
+fn token(hash: u8, parent: Option<u8>, num_uses: u64) -> TokenRecord {
+    let mut t = crate::auth::token::root_token_record(vec![hash], format!("acc{hash}"), 1);
+    t.parent = parent.map(|p| vec![p]);
+    t.orphan = parent.is_none();
+    t.num_uses = num_uses;
+    t.policies = vec!["default".into()];
+    t
+}
+
+async fn is_live(s: &Storage, hash: u8) -> bool {
+    s.token(&[hash]).await.unwrap().is_some()
+}
+
+pub async fn revoking_a_token_revokes_its_tree(s: &Storage) {
+    // 1 ─ 2 ─ 3 ─ 4, and 1 ─ 5; 6 stands alone.
+    for (hash, parent) in [
+        (1, None),
+        (2, Some(1)),
+        (3, Some(2)),
+        (4, Some(3)),
+        (5, Some(1)),
+        (6, None),
+    ] {
+        s.create_token(&token(hash, parent, 0)).await.unwrap();
+    }
+    s.revoke_token(&[2], false).await.unwrap();
+    for hash in [2, 3, 4] {
+        assert!(!is_live(s, hash).await, "token {hash} outlived its parent");
+        assert!(
+            s.token_by_accessor(&format!("acc{hash}"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    for hash in [1, 5, 6] {
+        assert!(
+            is_live(s, hash).await,
+            "token {hash} was not below the revoked one"
+        );
+    }
+    // A child cannot be created below a revoked token.
+    assert!(matches!(
+        s.create_token(&token(7, Some(3), 0)).await,
+        Err(StorageError::ParentRevoked)
+    ));
+    // Revoked rows are deleted by the sweep once nothing lives below them.
+    while s.sweep_revoked_tokens(1).await.unwrap() > 0 {}
+    let mut accessors = s.token_accessors().await.unwrap();
+    accessors.sort();
+    assert_eq!(accessors, vec!["acc1", "acc5", "acc6"]);
+
+    // Revoking with orphan_children keeps the children, as orphans.
+    s.create_token(&token(8, Some(1), 0)).await.unwrap();
+    s.revoke_token(&[1], true).await.unwrap();
+    assert!(!is_live(s, 1).await);
+    for hash in [5, 8] {
+        let child = s
+            .token(&[hash])
+            .await
+            .unwrap()
+            .expect("orphaned child lives");
+        assert!(child.orphan && child.parent.is_none(), "token {hash}");
+    }
+}
+
+pub async fn a_deep_tree_is_revoked_in_bounded_batches(s: &Storage) {
+    // A chain longer than one cascade batch, and a wide fan below it.
+    s.create_token(&token(0, None, 0)).await.unwrap();
+    let mut parent = vec![0u8];
+    for depth in 1..=30u16 {
+        let mut t = token(0, None, 0);
+        t.hash = depth.to_be_bytes().to_vec();
+        t.accessor = format!("chain{depth}");
+        t.parent = Some(parent.clone());
+        t.orphan = false;
+        s.create_token(&t).await.unwrap();
+        parent = t.hash;
+    }
+    for i in 0..50u16 {
+        let mut t = token(0, None, 0);
+        t.hash = vec![9, (i >> 8) as u8, i as u8];
+        t.accessor = format!("fan{i}");
+        t.parent = Some(parent.clone());
+        t.orphan = false;
+        s.create_token(&t).await.unwrap();
+    }
+    s.revoke_token(&[0], false).await.unwrap();
+    assert!(s.token_accessors().await.unwrap().is_empty());
+    // A cascade batch touches at most its limit.
+    s.create_token(&token(1, None, 0)).await.unwrap();
+    for child in 2..6 {
+        s.create_token(&token(child, Some(1), 0)).await.unwrap();
+    }
+    // Mark only the root revoked: an expired-token pass, as the cleanup does.
+    let mut expiring = token(20, None, 0);
+    expiring.expire_at = Some(5);
+    s.create_token(&expiring).await.unwrap();
+    for child in 21..25 {
+        s.create_token(&token(child, Some(20), 0)).await.unwrap();
+    }
+    assert_eq!(s.revoke_expired_tokens(10, 100).await.unwrap(), 1);
+    assert!(!is_live(s, 20).await, "an expired token is revoked at once");
+    assert_eq!(s.cascade_revocations(3).await.unwrap(), 3);
+    assert_eq!(s.cascade_revocations(3).await.unwrap(), 1);
+    assert_eq!(s.cascade_revocations(3).await.unwrap(), 0);
+    for hash in [1, 2, 3, 4, 5] {
+        assert!(is_live(s, hash).await);
+    }
+}
+
+pub async fn use_counts_are_spent_exactly_once(s: &Storage) {
+    s.create_token(&token(1, None, 5)).await.unwrap();
+    let s = Arc::new(s.clone());
+    let attempts: Vec<_> = (0..12)
+        .map(|_| {
+            let s = Arc::clone(&s);
+            tokio::spawn(async move { s.use_token(&[1]).await.unwrap() })
+        })
+        .collect();
+    let mut left = Vec::new();
+    for attempt in attempts {
+        if let Some(n) = attempt.await.unwrap() {
+            left.push(n);
+        }
+    }
+    left.sort_unstable();
+    assert_eq!(left, vec![0, 1, 2, 3, 4], "each use counted once");
+    assert_eq!(s.use_token(&[1]).await.unwrap(), None);
+}
+
+pub async fn renewal_moves_the_expiry_of_live_tokens_only(s: &Storage) {
+    let mut t = token(1, None, 0);
+    t.expire_at = Some(100);
+    s.create_token(&t).await.unwrap();
+    assert!(s.renew_token(&[1], Some(500), 50).await.unwrap());
+    let renewed = s.token(&[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (renewed.expire_at, renewed.last_renewal),
+        (Some(500), Some(50))
+    );
+    s.revoke_token(&[1], false).await.unwrap();
+    assert!(!s.renew_token(&[1], Some(900), 60).await.unwrap());
+    assert!(!s.renew_token(&[42], Some(900), 60).await.unwrap());
+}
+
+pub async fn policies_round_trip(s: &Storage) {
+    assert!(s.policy("dev").await.unwrap().is_none());
+    s.put_policy("dev", "path \"a\" {}", 10).await.unwrap();
+    s.put_policy("dev", "path \"b\" {}", 20).await.unwrap();
+    let dev = s.policy("dev").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            dev.policy.as_str(),
+            dev.version,
+            dev.created_at,
+            dev.updated_at
+        ),
+        ("path \"b\" {}", 2, 10, 20)
+    );
+    // ensure_policy never overwrites.
+    s.ensure_policy("dev", "changed", 30).await.unwrap();
+    s.ensure_policy("ops", "path \"c\" {}", 30).await.unwrap();
+    assert_eq!(s.policy("dev").await.unwrap().unwrap().version, 2);
+    assert_eq!(s.policy_names().await.unwrap(), vec!["dev", "ops"]);
+    assert!(s.delete_policy("dev").await.unwrap());
+    assert!(!s.delete_policy("dev").await.unwrap());
+    assert_eq!(s.policy_names().await.unwrap(), vec!["ops"]);
+}
+
+pub async fn audit_devices_round_trip(s: &Storage) {
+    let before = total_data_keys(s).await;
+    let device = AuditDeviceRecord {
+        path: "file/".into(),
+        uuid: "22222222-2222-2222-2222-222222222222".into(),
+        device_type: "file".into(),
+        description: "main log".into(),
+        options: r#"{"file_path":"/var/log/a.log"}"#.into(),
+        local: false,
+        hmac_key: blob("audit"),
+        created_at: 5,
+    };
+    s.create_audit_device(&device).await.unwrap();
+    assert_eq!(s.audit_devices().await.unwrap(), vec![device.clone()]);
+    let mut clash = device.clone();
+    clash.uuid = "33333333-3333-3333-3333-333333333333".into();
+    clash.hmac_key = blob("other");
+    assert!(matches!(
+        s.create_audit_device(&clash).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(
+        total_data_keys(s).await,
+        before + 1,
+        "a refused device leaves no key"
+    );
+    assert!(s.delete_audit_device("file/").await.unwrap());
+    assert!(!s.delete_audit_device("file/").await.unwrap());
+    assert!(s.audit_devices().await.unwrap().is_empty());
+    assert_eq!(total_data_keys(s).await, before, "its key is shredded");
+}

@@ -242,6 +242,32 @@ pub struct PolicyRecord {
     pub updated_at: UnixNanos,
 }
 
+/// An enabled audit device. `options` is the device's options as JSON;
+/// `hmac_key` its HMAC key, sealed under the record name of
+/// `audit::key_name`. `Debug` leaves the key out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuditDeviceRecord {
+    pub path: String,
+    pub uuid: String,
+    pub device_type: String,
+    pub description: String,
+    pub options: String,
+    pub local: bool,
+    pub hmac_key: SealedBlob,
+    pub created_at: UnixNanos,
+}
+
+impl std::fmt::Debug for AuditDeviceRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditDeviceRecord")
+            .field("path", &self.path)
+            .field("uuid", &self.uuid)
+            .field("device_type", &self.device_type)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A KV mount's `config`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KvConfigRecord {
@@ -498,6 +524,14 @@ delegate! {
     /// Deletes a policy; false if there was none.
     fn delete_policy(&self, name: &str) -> Result<bool>;
 
+    /// Every enabled audit device, by path.
+    fn audit_devices(&self) -> Result<Vec<AuditDeviceRecord>>;
+    /// Adds an audit device with its sealed key; `Conflict` if the path
+    /// (or uuid) is taken.
+    fn create_audit_device(&self, device: &AuditDeviceRecord) -> Result<()>;
+    /// Removes an audit device and shreds its key; false if there was none.
+    fn delete_audit_device(&self, path: &str) -> Result<bool>;
+
     /// A KV mount's config, if it was ever written.
     fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>>;
     /// Replaces a KV mount's config.
@@ -578,6 +612,12 @@ mod conformance_tests {
         a_failing_write_does_not_fail_its_neighbours,
         a_cancelled_write_leaves_no_stale_read,
         deleting_a_key_while_it_is_written_leaves_no_orphans,
+        revoking_a_token_revokes_its_tree,
+        a_deep_tree_is_revoked_in_bounded_batches,
+        use_counts_are_spent_exactly_once,
+        renewal_moves_the_expiry_of_live_tokens_only,
+        policies_round_trip,
+        audit_devices_round_trip,
     );
 }
 

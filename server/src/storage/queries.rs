@@ -579,6 +579,72 @@ macro_rules! impl_queries {
                 .await
             }
 
+            pub async fn audit_devices(&self) -> Result<Vec<$crate::storage::AuditDeviceRecord>> {
+                let rows: Vec<rows::AuditDeviceRow> = sqlx::query_as(sql::SELECT_AUDIT_DEVICES)
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.into_iter()
+                    .map(rows::AuditDeviceRow::into_record)
+                    .collect()
+            }
+
+            pub async fn create_audit_device(
+                &self,
+                device: &$crate::storage::AuditDeviceRecord,
+            ) -> Result<()> {
+                let device = device.clone();
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            insert_data_key(&mut *conn, &device.hmac_key.dek).await?;
+                            sqlx::query(sql::INSERT_AUDIT_DEVICE)
+                                .bind(&device.path)
+                                .bind(&device.uuid)
+                                .bind(&device.device_type)
+                                .bind(&device.description)
+                                .bind(&device.options)
+                                .bind(device.local)
+                                .bind(&device.hmac_key.dek.id)
+                                .bind(&device.hmac_key.ciphertext)
+                                .bind(device.created_at)
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(|e| match StorageError::from(e) {
+                                    StorageError::Conflict(_) => {
+                                        StorageError::Conflict("audit device path")
+                                    }
+                                    other => other,
+                                })?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn delete_audit_device(&self, path: &str) -> Result<bool> {
+                let path = path.to_owned();
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::DELETE_AUDIT_DEVICE_KEY)
+                                .bind(&path)
+                                .execute(&mut *conn)
+                                .await?;
+                            let done = sqlx::query(sql::DELETE_AUDIT_DEVICE)
+                                .bind(&path)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done > 0))
+                        })
+                    }),
+                )
+                .await
+            }
+
             pub async fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>> {
                 let row: Option<rows::KvConfigRow> = sqlx::query_as(sql::SELECT_KV_CONFIG)
                     .bind(mount)

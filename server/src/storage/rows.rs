@@ -314,6 +314,43 @@ pub(super) struct PolicyRow {
     updated_at: i64,
 }
 
+#[derive(sqlx::FromRow)]
+pub(super) struct AuditDeviceRow {
+    path: String,
+    uuid: String,
+    device_type: String,
+    description: String,
+    options: String,
+    local: bool,
+    hmac_dek: Vec<u8>,
+    hmac_term: i64,
+    hmac_wrapped: Vec<u8>,
+    hmac_key: Vec<u8>,
+    created_at: i64,
+}
+
+impl AuditDeviceRow {
+    pub(super) fn into_record(self) -> Result<super::AuditDeviceRecord> {
+        Ok(super::AuditDeviceRecord {
+            path: self.path,
+            uuid: self.uuid,
+            device_type: self.device_type,
+            description: self.description,
+            options: self.options,
+            local: self.local,
+            hmac_key: SealedBlob {
+                dek: DataKeyRecord {
+                    id: self.hmac_dek,
+                    term: to_u32(self.hmac_term, "audit key term")?,
+                    wrapped: self.hmac_wrapped,
+                },
+                ciphertext: self.hmac_key,
+            },
+            created_at: self.created_at,
+        })
+    }
+}
+
 impl PolicyRow {
     pub(super) fn into_record(self) -> Result<super::PolicyRecord> {
         Ok(super::PolicyRecord {

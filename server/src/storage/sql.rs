@@ -80,6 +80,17 @@ pub(super) const INSERT_POLICY_IF_MISSING: &str = "INSERT INTO policies (name, p
     created_at, updated_at) VALUES ($1, $2, 1, $3, $3) ON CONFLICT (name) DO NOTHING";
 pub(super) const DELETE_POLICY: &str = "DELETE FROM policies WHERE name = $1";
 
+pub(super) const SELECT_AUDIT_DEVICES: &str = "SELECT a.path, a.uuid, a.device_type, \
+    a.description, a.options, a.local, a.hmac_dek, k.term AS hmac_term, k.wrapped AS hmac_wrapped, \
+    a.hmac_key, a.created_at FROM audit_devices a JOIN data_keys k ON k.id = a.hmac_dek \
+    ORDER BY a.path";
+pub(super) const INSERT_AUDIT_DEVICE: &str = "INSERT INTO audit_devices (path, uuid, \
+    device_type, description, options, local, hmac_dek, hmac_key, created_at) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub(super) const DELETE_AUDIT_DEVICE_KEY: &str =
+    "DELETE FROM data_keys WHERE id IN (SELECT hmac_dek FROM audit_devices WHERE path = $1)";
+pub(super) const DELETE_AUDIT_DEVICE: &str = "DELETE FROM audit_devices WHERE path = $1";
+
 pub(super) const SELECT_KV_CONFIG: &str = "SELECT max_versions, cas_required, \
     delete_version_after FROM kv_config WHERE mount_uuid = $1";
 pub(super) const UPSERT_KV_CONFIG: &str = "INSERT INTO kv_config (mount_uuid, max_versions, \
