@@ -195,6 +195,10 @@ pub struct Health {
     pub cluster_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_id: Option<String>,
+    /// secretd only: audit devices whose last write failed, with why. While
+    /// no device can write, every audited request fails with 500.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub audit_failures: BTreeMap<String, String>,
 }
 
 /// `GET /v1/sys/leader`. Without HA only `ha_enabled: false` is sent.

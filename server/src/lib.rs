@@ -11,6 +11,7 @@
 //! - [`storage`]: the only place that speaks SQL (SQLite and PostgreSQL).
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod barrier;
 pub mod config;

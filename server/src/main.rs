@@ -189,10 +189,19 @@ async fn serve_until_signal(mut server: RunningServer) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
-        result = server.stopped() => return result,
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reopening audit files");
+                server.core.audit().reopen();
+                continue;
+            }
+            result = server.stopped() => return result,
+        }
+        break;
     }
     server.shutdown().await?;
     tracing::info!("stopped");

@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 use zeroize::Zeroizing;
 
-pub use self::crypto::{CryptoError, KEY_LEN, Key, constant_time_eq, fill_random, tls_provider};
+pub use self::crypto::{
+    CryptoError, KEY_LEN, Key, constant_time_eq, fill_random, hmac_sha256, tls_provider,
+};
 use crate::storage::{
     BarrierRecord, DataKeyRecord, KeyTermRecord, SealedBlob, Storage, StorageError, UnixNanos,
 };

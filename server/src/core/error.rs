@@ -47,6 +47,10 @@ pub enum Error {
     /// The database cannot be reached right now (503).
     #[error("storage is unavailable; try again")]
     Unavailable(#[source] StorageError),
+    /// No audit device could record the request, so it is refused (500).
+    /// The reasons are in the server log and in `sys/health`.
+    #[error("internal error: no audit device could record the request")]
+    AuditFailed,
     /// A bug or corrupt data; logged, never described to the client (500).
     #[error("internal error")]
     Internal(#[source] anyhow::Error),

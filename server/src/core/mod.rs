@@ -5,6 +5,7 @@
 //! `core` owns the order of checks so that every backend gets them without
 //! writing them. It knows nothing of HTTP; the `http` layer translates.
 
+mod audit;
 mod error;
 mod fields;
 pub mod mounts;
@@ -13,6 +14,7 @@ mod policies;
 mod request;
 mod seal;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,9 +26,10 @@ pub use self::fields::Fields;
 pub use self::mounts::MountTable;
 pub use self::request::{ClientToken, Operation, Request, Response, ResponseStatus, to_object};
 pub use self::seal::{HealthState, SealSettings};
+use crate::audit::Event;
 use crate::auth::token;
 use crate::barrier::{Barrier, Key, SealType};
-use crate::engines::BackendRequest;
+use crate::engines::{Backend, BackendRequest};
 use crate::policy::Capabilities;
 use crate::storage::Storage;
 use crate::time::now_nanos;
@@ -56,7 +59,16 @@ pub struct Core {
     /// The static seal's key until it has been used (see `core/seal.rs`).
     static_key: Mutex<Option<Key>>,
     acls: policies::AclCache,
+    audit: crate::audit::Broker,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What the ACL let a request do: the backend call, ready to make.
+struct Grant<'a> {
+    backend: &'a dyn Backend,
+    request: BackendRequest<'a>,
+    /// Vault's name for the operation (`create` or `update` for a write).
+    operation: &'static str,
 }
 
 impl Core {
@@ -73,6 +85,7 @@ impl Core {
             seal_type,
             static_key: Mutex::new(static_key),
             acls: policies::AclCache::default(),
+            audit: crate::audit::Broker::default(),
             tasks: Mutex::new(Vec::new()),
         })
     }
@@ -129,51 +142,119 @@ impl Core {
     }
 
     /// Checks the path and the caller's token, before anything else about
-    /// the request (its body above all) is read.
+    /// the request (its body above all) is read. A refused token is
+    /// audited here, since the request goes no further.
     pub async fn authenticate(
         &self,
         path: &str,
+        operation: Operation,
         token: Option<&ClientToken>,
+        remote_addr: Option<SocketAddr>,
     ) -> Result<Caller, Error> {
         path::validate(path)?;
         if self.barrier.is_sealed() {
             return Err(Error::Sealed);
         }
-        let token = token.ok_or(Error::PermissionDenied)?;
-        let entry = token::lookup(&self.storage, &self.barrier, token)
-            .await?
-            .ok_or(Error::PermissionDenied)?;
-        Ok(Caller { entry })
+        let entry = match token {
+            Some(token) => token::lookup(&self.storage, &self.barrier, token).await?,
+            None => None,
+        };
+        match entry {
+            Some(entry) => Ok(Caller { entry }),
+            None => {
+                let err = Error::PermissionDenied;
+                let table = self.mount_table();
+                let route = table.route(path);
+                let id = uuid::Uuid::new_v4().to_string();
+                let event = Event {
+                    id: &id,
+                    operation: operation.as_str(),
+                    path,
+                    data: None,
+                    client_token: token.map(ClientToken::expose),
+                    token: None,
+                    mount: route.as_ref().map(|(m, _)| &m.record),
+                    remote_addr,
+                };
+                self.audit.log_request(&event, Some(&err)).await?;
+                self.audit.log_response(&event, Err(&err)).await?;
+                Err(err)
+            }
+        }
     }
 
-    /// Handles one API request from a caller [`Core::authenticate`] let in.
+    /// Handles one API request from a caller [`Core::authenticate`] let in:
+    /// ACL, audit of the request, the backend, audit of the response.
     pub async fn handle(&self, req: Request, caller: Caller) -> Result<Response, Error> {
         path::validate(&req.path)?;
         if self.barrier.is_sealed() {
             return Err(Error::Sealed);
         }
         let entry = caller.entry;
-        let acl = self.acl_for(&entry.record.policies).await?;
-        let capabilities = acl.capabilities(&req.path, req.operation == Operation::List);
         let table = self.mount_table();
-        let Some((mount, rest)) = table.route(&req.path) else {
+        let route = table.route(&req.path);
+        let acl = self.acl_for(&entry.record.policies).await?;
+        let grant = match &route {
+            Some((mount, rest)) => {
+                self.authorize(&req, &entry, &acl, &*mount.backend, &mount.record, rest)
+                    .await
+            }
             // Only a caller allowed here learns that the path does not exist.
-            return Err(match capabilities.effective() {
-                c if c.is_empty() || c == Capabilities::DENY => Error::PermissionDenied,
-                _ => Error::UnsupportedPath,
-            });
+            None => Err(
+                match acl
+                    .capabilities(&req.path, req.operation == Operation::List)
+                    .effective()
+                {
+                    c if c.is_empty() || c == Capabilities::DENY => Error::PermissionDenied,
+                    _ => Error::UnsupportedPath,
+                },
+            ),
         };
-        let backend_req = BackendRequest {
+        let mut event = Event {
+            id: &req.id,
+            operation: req.operation.as_str(),
+            path: &req.path,
+            data: Some(&req.data),
+            client_token: req.token.as_ref().map(ClientToken::expose),
+            token: Some(&entry.record),
+            mount: route.as_ref().map(|(m, _)| &m.record),
+            remote_addr: req.remote_addr,
+        };
+        if let Ok(grant) = &grant {
+            event.operation = grant.operation;
+        }
+        self.audit.log_request(&event, grant.as_ref().err()).await?;
+        let result = match grant {
+            Ok(grant) => self.carry_out(&grant, &entry).await,
+            Err(err) => Err(err),
+        };
+        self.audit.log_response(&event, result.as_ref()).await?;
+        result
+    }
+
+    /// The ACL's verdict on a request to a backend.
+    async fn authorize<'a>(
+        &self,
+        req: &'a Request,
+        entry: &'a token::TokenEntry,
+        acl: &'a crate::policy::Acl,
+        backend: &'a dyn Backend,
+        mount: &'a crate::storage::MountRecord,
+        rest: &'a str,
+    ) -> Result<Grant<'a>, Error> {
+        let request = BackendRequest {
             operation: req.operation,
             path: rest,
             data: &req.data,
-            mount: &mount.record,
-            token: &entry,
-            acl: &acl,
-            request: &req,
+            mount,
+            token: entry,
+            acl,
+            request: req,
         };
-        if !mount.backend.checks_own_access(rest) {
-            if mount.backend.requires_sudo(rest) && !capabilities.contains(Capabilities::SUDO) {
+        let mut operation = req.operation.as_str();
+        if !backend.checks_own_access(rest) {
+            let capabilities = acl.capabilities(&req.path, req.operation == Operation::List);
+            if backend.requires_sudo(rest) && !capabilities.contains(Capabilities::SUDO) {
                 return Err(Error::PermissionDenied);
             }
             let needed = match req.operation {
@@ -182,16 +263,32 @@ impl Core {
                 Operation::Patch => Capabilities::PATCH,
                 Operation::Delete => Capabilities::DELETE,
                 Operation::Write => {
-                    self.create_or_update(capabilities, &*mount.backend, &backend_req)
+                    self.create_or_update(capabilities, backend, &request)
                         .await?
                 }
             };
             if !capabilities.contains(needed) {
                 return Err(Error::PermissionDenied);
             }
+            if needed == Capabilities::CREATE {
+                operation = "create";
+            }
         }
+        Ok(Grant {
+            backend,
+            request,
+            operation,
+        })
+    }
+
+    /// Counts the token's use and calls the backend.
+    async fn carry_out(
+        &self,
+        grant: &Grant<'_>,
+        entry: &token::TokenEntry,
+    ) -> Result<Response, Error> {
         let last_use = self.count_use(&entry.record).await?;
-        let result = mount.backend.handle(self, &backend_req).await;
+        let result = grant.backend.handle(self, &grant.request).await;
         if last_use {
             // The token's last permitted use: revoke it (and its tree) now.
             if let Err(err) = self.storage.revoke_token(&entry.record.hash, false).await {
@@ -206,7 +303,7 @@ impl Core {
     async fn create_or_update(
         &self,
         capabilities: Capabilities,
-        backend: &dyn crate::engines::Backend,
+        backend: &dyn Backend,
         req: &BackendRequest<'_>,
     ) -> Result<Capabilities, Error> {
         let (create, update) = (
@@ -291,6 +388,9 @@ impl Core {
             }
             if let Err(err) = self.reload_mounts().await {
                 tracing::warn!(error = %err, "could not refresh the mount table");
+            }
+            if let Err(err) = self.reload_audit().await {
+                tracing::warn!(error = %err, "could not refresh the audit devices");
             }
         }
     }

@@ -185,11 +185,13 @@ impl Core {
     pub async fn seal(&self) {
         self.barrier.seal().await;
         self.mounts.store(Default::default());
+        self.audit.clear();
         tracing::info!("secretd sealed");
     }
 
     async fn after_unseal(&self) -> Result<(), Error> {
         self.reload_mounts().await?;
+        self.reload_audit().await?;
         self.ensure_default_policy().await?;
         tracing::info!("secretd unsealed");
         Ok(())

@@ -92,7 +92,11 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
     // Who is asking is settled before the body is read, so an anonymous
     // client cannot make the server buffer and parse anything.
     let token = client_token(&parts.headers);
-    let caller = match app.core.authenticate(&path, token.as_ref()).await {
+    let caller = match app
+        .core
+        .authenticate(&path, operation, token.as_ref(), remote_addr)
+        .await
+    {
         Ok(caller) => caller,
         Err(err) => return error_response(&err),
     };

@@ -114,6 +114,7 @@ async fn health(app: &AppState, query: &str, head: bool) -> Result<HttpResponse,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         cluster_name: state.cluster_name,
         cluster_id: state.cluster_id,
+        audit_failures: app.core.audit().failures(),
     };
     Ok(json(status(chosen), serialize(&body)))
 }

@@ -50,7 +50,7 @@ pub fn error_response(err: &Error) -> HttpResponse {
         Error::Sealed | Error::NotInitialized | Error::Unavailable(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Internal(_) | Error::AuditFailed => StatusCode::INTERNAL_SERVER_ERROR,
     };
     match err {
         Error::Internal(cause) => tracing::error!(error = ?cause, "internal error"),

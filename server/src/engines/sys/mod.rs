@@ -5,6 +5,7 @@
 //! `sys/seal-status`, `sys/health`, `sys/leader`) have raw wire formats and
 //! are answered by the HTTP layer straight from `core`.
 
+mod audit;
 mod policies;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,15 @@ impl Backend for SysBackend {
         if let Some(name) = path.strip_prefix("policy") {
             let name = name.trim_start_matches('/');
             return policies::handle(core, req, (!name.is_empty()).then_some(name), true).await;
+        }
+        if path == "audit" {
+            return audit::devices(core, req, None).await;
+        }
+        if let Some(device) = path.strip_prefix("audit/") {
+            return audit::devices(core, req, Some(device)).await;
+        }
+        if let Some(device) = path.strip_prefix("audit-hash/") {
+            return audit::hash(core, req, device);
         }
         if let Some(inner) = path.strip_prefix("internal/ui/mounts") {
             return match req.operation {

@@ -90,6 +90,7 @@ impl App {
 }
 
 mod access;
+mod audit;
 
 impl App {
     /// A request with the given token.
