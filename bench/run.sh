@@ -16,6 +16,8 @@
 #   CARGO_TARGET_DIR [<repo>/target]  SKIP_BUILD [0]  WRK_CHECK [1]
 #   BENCH_TMPDIR [/var/tmp] (must not be tmpfs)  OUT [<target>/bench-results/<time>]
 #   KEEP_WORK [0] (keep the databases and logs)
+#   AUDIT [0] (1: secretd and OpenBao each log to a file audit device in the
+#              scratch directory, on the same disk as the database)
 set -Eeuo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +35,7 @@ CLIENT_CPU=${CLIENT_CPU:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
 WRK_CHECK=${WRK_CHECK:-1}
 KEEP_WORK=${KEEP_WORK:-0}
+AUDIT=${AUDIT:-0}
 OUT=${OUT:-$TARGET_DIR/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -129,6 +132,15 @@ alive() {
     kill -0 "${PIDS[-1]}" 2>/dev/null || die "$1 exited at start; see $OUT/$1.log"
 }
 
+# enable_file_audit ADDR TOKEN FILE: a `file` audit device at file/ (AUDIT=1).
+enable_file_audit() {
+    local got
+    got=$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H "X-Vault-Token: $2" \
+        -d "{\"type\":\"file\",\"options\":{\"file_path\":\"$3\"}}" "$1/v1/sys/audit/file")
+    [[ $got == 204 ]] || die "enabling a file audit device at $1 answered $got"
+    log "audit device file/ -> $3"
+}
+
 declare -A ADDR TOKEN
 
 # ---- machine ----------------------------------------------------------------
@@ -182,6 +194,9 @@ for server in $SERVERS; do
         alive secretd
         wait_http "http://127.0.0.1:$port/v1/sys/health" '^200$' 60
         TOKEN[secretd]=root
+        if [[ $AUDIT == 1 ]]; then
+            enable_file_audit "http://127.0.0.1:$port" root "$WORK/secretd/audit.log"
+        fi
         ;;
     openbao)
         cluster_port=$(free_port)
@@ -200,6 +215,7 @@ cluster_addr  = "http://127.0.0.1:$cluster_port"
 disable_mlock = true
 ui            = false
 log_level     = "warn"
+unsafe_allow_api_audit_creation = true
 EOF
         start openbao "$BAO" server -config="$WORK/openbao/config.hcl"
         alive openbao
@@ -217,6 +233,9 @@ print(d["unseal_keys_b64"][0], d["root_token"])' "$WORK/openbao/init.json")
         BAO_TOKEN=$root_token VAULT_TOKEN=$root_token bao secrets enable -path=secret kv-v2 >/dev/null \
             || die "enabling kv-v2 on OpenBao"
         TOKEN[openbao]=$root_token
+        if [[ $AUDIT == 1 ]]; then
+            enable_file_audit "http://127.0.0.1:$port" "$root_token" "$WORK/openbao/audit.log"
+        fi
         # KV v2 finishes setting up in the background: wait for a write to work.
         deadline=$((SECONDS + 60))
         until [[ $(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-Vault-Token: $root_token" \
