@@ -292,8 +292,9 @@ pub struct KeyStatus {
 // ---------------------------------------------------------------------------
 // Tokens.
 
-/// `GET auth/token/lookup-self` and friends.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `GET auth/token/lookup-self` and friends. `Debug` leaves out `id`
+/// (the token itself).
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct TokenLookup {
     pub accessor: String,
     pub creation_time: i64,
@@ -334,6 +335,23 @@ pub struct TokenLookup {
     /// Unix seconds; only once the token has been renewed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_renewal_time: Option<i64>,
+}
+
+impl std::fmt::Debug for TokenLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenLookup")
+            .field("id", &if self.id.is_empty() { "" } else { "<redacted>" })
+            .field("accessor", &self.accessor)
+            .field("display_name", &self.display_name)
+            .field("policies", &self.policies)
+            .field("ttl", &self.ttl)
+            .field("expire_time", &self.expire_time)
+            .field("renewable", &self.renewable)
+            .field("orphan", &self.orphan)
+            .field("num_uses", &self.num_uses)
+            .field("type", &self.token_type)
+            .finish_non_exhaustive()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -470,4 +488,28 @@ pub struct KvConfigWrite {
     /// A Go duration string or seconds; `"0s"` keeps versions forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_version_after: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_token() {
+        let lookup = TokenLookup {
+            id: "hvs.looked-up-secret".into(),
+            accessor: "acc".into(),
+            ..TokenLookup::default()
+        };
+        let auth = Auth {
+            client_token: "hvs.auth-secret".into(),
+            accessor: "acc".into(),
+            ..Auth::default()
+        };
+        let shown = format!("{lookup:?} {auth:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("acc"));
+        let by_accessor = TokenLookup::default();
+        assert!(!format!("{by_accessor:?}").contains("redacted"));
+    }
 }
