@@ -13,8 +13,8 @@ use crate::wire::{
 };
 
 impl Sys {
-    /// The names of the ACL policies (`root` is not listed; `default`
-    /// is).
+    /// The names of the ACL policies, the built-in `default` and `root`
+    /// included.
     pub async fn policies(&self) -> Result<Vec<String>, Error> {
         self.client.list_keys("sys/policies/acl/").await
     }
