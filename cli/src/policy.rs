@@ -67,8 +67,11 @@ pub fn fmt(file: &str) -> Result<u8, Failure> {
 
 /// Replaces `path`'s content through a temporary file in the same
 /// directory, so a crash leaves the old or the new policy, never half.
-/// The file keeps its permissions.
+/// The file keeps its permissions; a symbolic link is followed, not
+/// replaced.
 fn write_in_place(path: &Path, content: &str) -> std::io::Result<()> {
+    let path = std::fs::canonicalize(path)?;
+    let path = path.as_path();
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -176,5 +179,22 @@ mod tests {
         );
         let missing = fmt(dir.path().join("nope.hcl").to_str().unwrap()).unwrap_err();
         assert_eq!(missing.code, crate::EXIT_LOCAL);
+
+        // Through a symbolic link: the target changes, the link stays.
+        let link = dir.path().join("link.hcl");
+        std::fs::write(&file, "path \"b\" {capabilities=[\"list\"]}").unwrap();
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        fmt(link.to_str().unwrap()).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .contains("capabilities = [\"list\"]")
+        );
     }
 }
