@@ -1,10 +1,12 @@
-//! Parsing what the user typed beyond clap: `MOUNT/PATH` arguments and
-//! `key=value` pairs (`k=v`, `k=@file`, `k=-`).
+//! Parsing what the user typed beyond clap: `MOUNT/PATH` arguments,
+//! `key=value` pairs (`k=v`, `k=@file`, `k=-`), and the `vault` CLI's
+//! one-dash long flags (`-policy=x`).
 //!
 //! Parsing is split from reading files and stdin, so both halves are
 //! tested without touching either.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -137,15 +139,14 @@ pub fn parse_pairs(args: &[String]) -> Result<Vec<Pair>, String> {
     Ok(pairs)
 }
 
-/// Reads the values of `pairs` into a JSON object of strings. Files and
-/// stdin are read as UTF-8, as they are (a trailing newline is kept, as
-/// Vault does). A key given twice takes the last value.
-pub fn read_pairs(
+/// Reads the values of `pairs`, in order. Files and stdin are read as
+/// UTF-8, as they are (a trailing newline is kept, as Vault does).
+pub fn read_values(
     pairs: Vec<Pair>,
     read_file: impl Fn(&Path) -> io::Result<String>,
     read_stdin: impl FnOnce() -> io::Result<String>,
-) -> Result<Map<String, Value>, String> {
-    let mut data = Map::new();
+) -> Result<Vec<(String, String)>, String> {
+    let mut values = Vec::with_capacity(pairs.len());
     let mut read_stdin = Some(read_stdin);
     for pair in pairs {
         let value = match pair.source {
@@ -159,19 +160,108 @@ pub fn read_pairs(
                 read().map_err(|e| format!("cannot read stdin for {:?}: {e}", pair.key))?
             }
         };
-        data.insert(pair.key, Value::String(value));
+        values.push((pair.key, value));
     }
-    Ok(data)
+    Ok(values)
+}
+
+/// Values as a JSON object the way `vault write` builds it: a key given
+/// more than once becomes a list of its values (`policies=a policies=b`).
+pub fn collect_repeated(values: Vec<(String, String)>) -> Map<String, Value> {
+    let mut data = Map::new();
+    for (key, value) in values {
+        match data.get_mut(&key) {
+            None => {
+                data.insert(key, Value::String(value));
+            }
+            Some(Value::Array(list)) => list.push(Value::String(value)),
+            Some(first) => {
+                let first = first.take();
+                data.insert(key, Value::Array(vec![first, Value::String(value)]));
+            }
+        }
+    }
+    data
+}
+
+/// [`read_values`] from the real files and standard input.
+pub fn read_values_from_io(args: &[String]) -> Result<Vec<(String, String)>, String> {
+    read_values(
+        parse_pairs(args)?,
+        |p| std::fs::read_to_string(p),
+        || {
+            let mut text = String::new();
+            io::Read::read_to_string(&mut io::stdin(), &mut text)?;
+            Ok(text)
+        },
+    )
+}
+
+/// Parses plain `key=value` arguments (no files, no stdin), e.g. audit
+/// device options or `--metadata`; `what` names them in errors.
+pub fn plain_pairs(args: &[String], what: &str) -> Result<BTreeMap<String, String>, String> {
+    args.iter()
+        .map(|arg| match arg.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+            _ => Err(format!("{what} {arg:?} is not a key=value pair")),
+        })
+        .collect()
+}
+
+/// Rewrites the `vault` CLI's one-dash long flags (`-policy=reader`,
+/// `-ttl 1h`) into clap's two-dash form, so scripts written for `vault`
+/// work. Only names that are long flags of the command being run (or of
+/// the commands above it) are rewritten; everything after `--` is left
+/// alone, and so is anything else that starts with one dash (`-`, `-h`,
+/// a value such as `-5`).
+pub fn vault_style_flags(command: &clap::Command, args: Vec<OsString>) -> Vec<OsString> {
+    let mut current = command;
+    let mut longs = long_flags(current);
+    let mut out = Vec::with_capacity(args.len());
+    let mut args = args.into_iter();
+    if let Some(program) = args.next() {
+        out.push(program);
+    }
+    for arg in args.by_ref() {
+        let Some(text) = arg.to_str() else {
+            out.push(arg);
+            continue;
+        };
+        if text == "--" {
+            out.push(arg);
+            break;
+        }
+        if let Some(sub) = current.find_subcommand(text) {
+            current = sub;
+            longs.extend(long_flags(current));
+            out.push(arg);
+            continue;
+        }
+        let rewritten = text
+            .strip_prefix('-')
+            .filter(|rest| !rest.starts_with('-'))
+            .filter(|rest| {
+                let name = rest.split('=').next().unwrap_or("");
+                name.len() > 1 && longs.contains(name)
+            })
+            .map(|rest| OsString::from(format!("--{rest}")));
+        out.push(rewritten.unwrap_or(arg));
+    }
+    out.extend(args);
+    out
+}
+
+fn long_flags(command: &clap::Command) -> BTreeSet<String> {
+    command
+        .get_arguments()
+        .flat_map(|arg| arg.get_long_and_visible_aliases().unwrap_or_default())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Parses repeated `--custom-metadata k=v` flags.
 pub fn custom_metadata(args: &[String]) -> Result<BTreeMap<String, String>, String> {
-    args.iter()
-        .map(|arg| match arg.split_once('=') {
-            Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => Err(format!("--custom-metadata {arg:?} is not a key=value pair")),
-        })
-        .collect()
+    plain_pairs(args, "--custom-metadata")
 }
 
 #[cfg(test)]
@@ -249,7 +339,7 @@ mod tests {
     #[test]
     fn reads_values_from_files_and_stdin() {
         let pairs = parse_pairs(&strings(&["a=1", "b=@cert.pem", "c=-", "a=2"])).unwrap();
-        let data = read_pairs(
+        let values = read_values(
             pairs,
             |p| {
                 assert_eq!(p, Path::new("cert.pem"));
@@ -258,15 +348,17 @@ mod tests {
             || Ok("from stdin".into()),
         )
         .unwrap();
-        assert_eq!(data["a"], "2");
-        assert_eq!(data["b"], "PEM\n");
-        assert_eq!(data["c"], "from stdin");
+        let expected = [("a", "1"), ("b", "PEM\n"), ("c", "from stdin"), ("a", "2")];
+        assert_eq!(
+            values,
+            expected.map(|(k, v)| (k.to_owned(), v.to_owned())).to_vec()
+        );
     }
 
     #[test]
     fn an_unreadable_file_names_the_file_and_key() {
         let pairs = parse_pairs(&strings(&["tls=@missing.pem"])).unwrap();
-        let err = read_pairs(
+        let err = read_values(
             pairs,
             |_| Err(io::Error::new(io::ErrorKind::NotFound, "not found")),
             || unreachable!(),
@@ -275,6 +367,97 @@ mod tests {
         assert!(
             err.contains("missing.pem") && err.contains("\"tls\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn repeated_keys_become_lists_as_vault_write_does() {
+        let values = [
+            ("policies", "a"),
+            ("ttl", "1h"),
+            ("policies", "b"),
+            ("policies", "c"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .to_vec();
+        let data = collect_repeated(values);
+        assert_eq!(
+            Value::Object(data),
+            serde_json::json!({"policies": ["a", "b", "c"], "ttl": "1h"})
+        );
+    }
+
+    #[test]
+    fn plain_pairs_name_what_they_are() {
+        let m = plain_pairs(
+            &strings(&["file_path=/var/log/a.log", "mode=0600"]),
+            "option",
+        )
+        .unwrap();
+        assert_eq!(m["mode"], "0600");
+        let err = plain_pairs(&strings(&["nope"]), "option").unwrap_err();
+        assert!(err.starts_with("option \"nope\""), "{err}");
+    }
+
+    fn rewrite(args: &[&str]) -> Vec<String> {
+        let command = clap::Command::new("prog")
+            .arg(clap::Arg::new("format").long("format").global(true))
+            .subcommand(
+                clap::Command::new("token").subcommand(
+                    clap::Command::new("create")
+                        .arg(clap::Arg::new("policy").long("policy"))
+                        .arg(clap::Arg::new("ttl").long("ttl"))
+                        .arg(clap::Arg::new("rest").num_args(0..)),
+                ),
+            );
+        let args = std::iter::once("prog")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        vault_style_flags(&command, args)
+            .into_iter()
+            .skip(1)
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn one_dash_long_flags_become_two_dash_ones() {
+        assert_eq!(
+            rewrite(&[
+                "token",
+                "create",
+                "-policy",
+                "reader",
+                "-ttl=1h",
+                "-format=json"
+            ]),
+            [
+                "token",
+                "create",
+                "--policy",
+                "reader",
+                "--ttl=1h",
+                "--format=json"
+            ]
+        );
+        assert_eq!(
+            rewrite(&["-format", "json", "token", "create", "--policy=x"]),
+            ["--format", "json", "token", "create", "--policy=x"]
+        );
+    }
+
+    #[test]
+    fn other_dashed_words_are_left_alone() {
+        // Unknown names, flags of other commands, single letters, stdin,
+        // negative numbers, and everything after --.
+        assert_eq!(
+            rewrite(&[
+                "-policy", "token", "create", "-x", "-h", "-", "-5", "-unknown", "--", "-ttl"
+            ]),
+            [
+                "-policy", "token", "create", "-x", "-h", "-", "-5", "-unknown", "--", "-ttl"
+            ]
         );
     }
 

@@ -1,29 +1,44 @@
-//! The command line, as clap derive types.
+//! The command line, as clap derive types. The access-control commands'
+//! types are in `cli/access.rs`.
+
+mod access;
 
 use clap::{Args, Parser, Subcommand};
 use zeroize::Zeroizing;
 
+pub use self::access::*;
 use crate::output::Format;
 
 const LONG_ABOUT: &str =
     "secretctl talks to a secretd server (or to Vault/OpenBao, for the same API
-subset): read and write KV version 2 secrets, initialise, unseal and seal the
-server, rotate its keys, manage secrets engines.
+subset): read and write KV version 2 secrets; create and manage tokens, ACL
+policies, auth methods and audit devices; initialise, unseal and seal the
+server, rotate its keys, manage secrets engines; read and write any API path.
 
 KV paths are MOUNT/PATH, as with `vault kv`: secret/app/db is the key app/db in
-the engine mounted at secret/.
+the engine mounted at secret/. `read` and `write` take API paths, as `vault
+read` and `vault write` do (sys/mounts, auth/token/create); so do `list` and
+`delete` for paths under sys/ and auth/ (no engine can be mounted there), or
+for any path with --raw.
+
+Flags may also be written with one dash, as with `vault`: -policy=reader.
 
 The server, token and CA file come from the flags, else from SECRETD_ADDR,
 SECRETD_TOKEN and SECRETD_CACERT, else from VAULT_ADDR, VAULT_TOKEN and
-VAULT_CACERT. The default address is https://127.0.0.1:8200.
+VAULT_CACERT. The default address is https://127.0.0.1:8200. `policy fmt` and
+`audit verify` need no server.
 
 Exit codes:
   0  success
-  1  local error: bad usage or flags, unreadable file, bad configuration
+  1  local error: bad usage or flags, unreadable file, bad configuration, a
+     policy file that `policy fmt` refuses
   2  remote error: the server answered with an error (not found, permission
      denied, sealed, ...) or could not be reached
-  Also 2: `get` of a deleted or destroyed version, `list` with no keys,
-  `status` of a sealed server (where any error exits 1, as `vault status`).";
+  Also 2: `get` of a deleted or destroyed version; `list` and `read` with
+  nothing there; `audit list` with no devices; `audit verify` of a broken
+  chain (a line removed, edited or moved: a \"no\" about the files, while a
+  file it cannot read is 1); `status` of a sealed server (where any error
+  exits 1, as `vault status`).";
 
 /// secretctl: command-line client for secretd.
 #[derive(Parser)]
@@ -78,9 +93,11 @@ pub enum Command {
     Get(GetArgs),
     /// Merge keys into the latest version of a secret (HTTP PATCH).
     Patch(WriteArgs),
-    /// List the keys under a directory: list secret/app.
-    List(PathArg),
-    /// Soft-delete the latest version, or --versions 1,2.
+    /// List the keys under a directory: list secret/app, or an API path:
+    /// list sys/policies/acl.
+    List(ListArgs),
+    /// Soft-delete the latest version, or --versions 1,2; or delete at an
+    /// API path: delete sys/policies/acl/old.
     Delete(DeleteArgs),
     /// Restore soft-deleted versions.
     Undelete(VersionsArgs),
@@ -94,12 +111,25 @@ pub enum Command {
     Operator(OperatorCommand),
     /// Print the seal status (exit 2 when sealed).
     Status,
-    /// Enable, disable and list secrets engines.
+    /// Enable, disable, tune and list secrets engines.
     #[command(subcommand)]
     Secrets(SecretsCommand),
-    /// Token commands.
+    /// Create, look up, renew and revoke tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Write, read, list, delete and format ACL policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Enable, disable and list auth methods.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Enable, disable and list audit devices; verify audit files.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Read any API path: read sys/mounts; k=v pairs are query parameters.
+    Read(RawArgs),
+    /// Write to any API path: write sys/policies/acl/dev policy=@dev.hcl.
+    Write(RawWriteArgs),
 }
 
 /// `put` and `patch`.
@@ -129,18 +159,67 @@ pub struct GetArgs {
 /// A single MOUNT/PATH argument.
 #[derive(Args)]
 pub struct PathArg {
-    /// MOUNT/PATH, e.g. secret/app/db (for list: secret/ or secret/app).
+    /// MOUNT/PATH of the secret, e.g. secret/app/db.
     pub path: String,
+}
+
+/// `list`.
+#[derive(Args)]
+pub struct ListArgs {
+    /// MOUNT/DIR of KV secrets (secret/ or secret/app), or an API path
+    /// (under sys/ or auth/, or any with --raw).
+    pub path: String,
+    /// PATH is an API path even if it is not under sys/ or auth/ (e.g.
+    /// secret/metadata/app), as with `vault list`.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// `delete`.
 #[derive(Args)]
 pub struct DeleteArgs {
-    /// MOUNT/PATH of the secret.
+    /// MOUNT/PATH of the secret, or an API path (under sys/ or auth/, or any
+    /// with --raw).
     pub path: String,
+    /// For an API path: key=value query parameters.
+    #[arg(value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
     /// Versions to delete, comma-separated (default: the latest).
-    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "N,...",
+        conflicts_with = "raw"
+    )]
     pub versions: Vec<u64>,
+    /// PATH is an API path even if it is not under sys/ or auth/, as with
+    /// `vault delete`.
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// `read`.
+#[derive(Args)]
+pub struct RawArgs {
+    /// The API path, e.g. sys/mounts or secret/data/app/db.
+    pub path: String,
+    /// Query parameters: k=v, k=@file, k=-.
+    #[arg(value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
+}
+
+/// `write`.
+#[derive(Args)]
+pub struct RawWriteArgs {
+    /// The API path, e.g. auth/token/create.
+    pub path: String,
+    /// The body's fields: k=v, k=@file (the file's content), k=- (stdin).
+    /// A key given more than once becomes a list.
+    #[arg(value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
+    /// Write even with no fields (an empty body).
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 /// `undelete` and `destroy`.
@@ -228,9 +307,33 @@ pub enum SecretsCommand {
     /// Enable a secrets engine: secrets enable [--path P] kv-v2.
     Enable(EnableArgs),
     /// Disable the secrets engine at PATH, deleting all its data.
-    Disable(PathArg),
-    /// List the secrets engines.
+    Disable(MountArg),
+    /// Change a secrets engine's lease TTLs or description.
+    Tune(TuneArgs),
+    /// List the secrets engines and their lease TTLs.
     List,
+}
+
+/// `secrets tune`.
+#[derive(Args)]
+#[command(group(
+    clap::ArgGroup::new("change")
+        .required(true)
+        .multiple(true)
+        .args(["default_lease_ttl", "max_lease_ttl", "description"])
+))]
+pub struct TuneArgs {
+    /// Where the engine is mounted, e.g. secret/.
+    pub path: String,
+    /// The default lease TTL, e.g. 1h; "system" for the system's.
+    #[arg(long, value_name = "DURATION")]
+    pub default_lease_ttl: Option<String>,
+    /// The longest lease TTL; "system" for the system's (768h).
+    #[arg(long, value_name = "DURATION")]
+    pub max_lease_ttl: Option<String>,
+    /// A new description.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
 }
 
 /// `secrets enable`.
@@ -248,13 +351,6 @@ pub struct EnableArgs {
     /// The KV version (only 2 is supported).
     #[arg(long, value_name = "N")]
     pub version: Option<u32>,
-}
-
-/// `token ...`.
-#[derive(Subcommand)]
-pub enum TokenCommand {
-    /// Look up the current token (its value is not printed).
-    Lookup,
 }
 
 #[cfg(test)]
@@ -304,6 +400,76 @@ mod tests {
             panic!("not init")
         };
         assert_eq!((a.key_shares, a.key_threshold), (5, 3));
+    }
+
+    fn parse_vault_style(args: &[&str]) -> Result<Cli, clap::Error> {
+        crate::parse_command_line(
+            std::iter::once("secretctl")
+                .chain(args.iter().copied())
+                .map(std::ffi::OsString::from)
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn vault_style_one_dash_flags_work() {
+        let cli = parse_vault_style(&[
+            "token",
+            "create",
+            "-policy",
+            "reader",
+            "-policy=writer",
+            "-ttl=1h",
+            "-orphan",
+            "-format=json",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.format, Format::Json);
+        let Command::Token(TokenCommand::Create(a)) = cli.command else {
+            panic!("not token create")
+        };
+        assert_eq!(a.policies, ["reader", "writer"]);
+        assert_eq!(a.ttl.as_deref(), Some("1h"));
+        assert!(a.orphan);
+        let cli = parse_vault_style(&["audit", "list", "-detailed"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Audit(AuditCommand::List(AuditListArgs { detailed: true }))
+        ));
+    }
+
+    #[test]
+    fn raw_commands_take_pairs() {
+        let cli = parse(&["write", "auth/token/create", "policies=a", "ttl=1h"]).unwrap();
+        let Command::Write(a) = cli.command else {
+            panic!("not write")
+        };
+        assert_eq!(a.pairs, ["policies=a", "ttl=1h"]);
+        assert!(!a.force);
+        assert!(parse(&["write", "-f", "sys/rotate"]).is_ok());
+        let cli = parse(&["delete", "--raw", "secret/data/x", "versions=1"]).unwrap();
+        let Command::Delete(a) = cli.command else {
+            panic!("not delete")
+        };
+        assert!(a.raw);
+        assert!(parse(&["delete", "--raw", "secret/x", "--versions", "1"]).is_err());
+        assert!(parse(&["list", "--raw", "secret/metadata/"]).is_ok());
+        assert!(parse(&["read", "sys/mounts"]).is_ok());
+    }
+
+    #[test]
+    fn access_commands_check_their_arguments() {
+        assert!(
+            parse(&["secrets", "tune", "secret/"]).is_err(),
+            "nothing to tune"
+        );
+        assert!(parse(&["secrets", "tune", "secret/", "--max-lease-ttl", "1h"]).is_ok());
+        assert!(parse(&["audit", "verify"]).is_err(), "needs a file");
+        assert!(parse(&["audit", "verify", "a.log", "b.log"]).is_ok());
+        assert!(parse(&["audit", "enable", "file", "file_path=/tmp/a.log"]).is_ok());
+        assert!(parse(&["policy", "write", "dev"]).is_err(), "needs a file");
+        assert!(parse(&["policy", "fmt", "-"]).is_ok());
+        assert!(parse(&["auth", "enable", "kubernetes", "--path", "k8s"]).is_ok());
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! KV version 2 commands: put, get, patch, list, delete, undelete,
 //! destroy, metadata.
 
-use std::io::Read;
-
 use secretd_client::KvSecret;
 use secretd_client::duration::parse_duration;
 use secretd_client::wire::{KvMetadata, KvMetadataWrite, KvVersionMetadata};
@@ -10,7 +8,7 @@ use serde_json::{Map, Value, json};
 
 use crate::args::{self, SecretPath};
 use crate::cli::{
-    DeleteArgs, GetArgs, MetadataCommand, MetadataPutArgs, PathArg, VersionsArgs, WriteArgs,
+    DeleteArgs, GetArgs, ListArgs, MetadataCommand, MetadataPutArgs, VersionsArgs, WriteArgs,
 };
 use crate::output::{Block, Report};
 use crate::{Ctx, Doing, EXIT_OK, EXIT_REMOTE, Failure};
@@ -96,7 +94,7 @@ pub async fn get(ctx: &Ctx, a: GetArgs) -> Result<u8, Failure> {
 }
 
 /// `list DIR`: exit 2 with a message when there are no keys.
-pub async fn list(ctx: &Ctx, a: PathArg) -> Result<u8, Failure> {
+pub async fn list(ctx: &Ctx, a: ListArgs) -> Result<u8, Failure> {
     let dir = args::dir_path(&a.path).map_err(Failure::local)?;
     let keys = ctx
         .client
@@ -119,6 +117,13 @@ pub async fn list(ctx: &Ctx, a: PathArg) -> Result<u8, Failure> {
 
 /// `delete PATH [--versions ...]`
 pub async fn delete(ctx: &Ctx, a: DeleteArgs) -> Result<u8, Failure> {
+    if !a.pairs.is_empty() {
+        return Err(Failure::local(format!(
+            "key=value pairs are for API paths (sys/..., auth/..., or --raw); {} is a KV \
+             secret, whose versions are given with --versions",
+            a.path
+        )));
+    }
     let path = secret_path(&a.path)?;
     let kv = ctx.client.kv2(&path.mount);
     if a.versions.is_empty() {
@@ -212,19 +217,14 @@ fn secret_path(input: &str) -> Result<SecretPath, Failure> {
     args::secret_path(input).map_err(Failure::local)
 }
 
-/// The `k=v` arguments read into a JSON object (files and stdin read).
+/// The `k=v` arguments read into a JSON object (files and stdin read; a
+/// key given twice takes the last value).
 fn read_data(pairs: &[String]) -> Result<Map<String, Value>, Failure> {
-    let pairs = args::parse_pairs(pairs).map_err(Failure::local)?;
-    args::read_pairs(
-        pairs,
-        |p| std::fs::read_to_string(p),
-        || {
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text)?;
-            Ok(text)
-        },
-    )
-    .map_err(Failure::local)
+    let values = args::read_values_from_io(pairs).map_err(Failure::local)?;
+    Ok(values
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect())
 }
 
 fn metadata_write(a: &MetadataPutArgs) -> Result<KvMetadataWrite, Failure> {

@@ -6,18 +6,23 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod audit;
 mod cli;
 mod kv;
 mod mounts;
 mod operator;
 mod output;
+mod policy;
+mod policy_fmt;
+mod raw;
+mod token;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use secretd_client::{Client, ClientBuilder};
 
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{AuditCommand, Cli, Command, Global, PolicyCommand};
 use crate::output::Report;
 
 /// Exit code: success.
@@ -78,14 +83,33 @@ pub struct Ctx {
     pub global: Global,
 }
 
-impl Ctx {
+impl Global {
     /// Prints `report` to stdout in the chosen format.
     pub fn print(&self, report: &Report) -> Result<(), Failure> {
         let text = report
-            .render(self.global.format, self.global.field.as_deref())
+            .render(self.format, self.field.as_deref())
             .map_err(Failure::local)?;
         print!("{text}");
         Ok(())
+    }
+}
+
+impl Ctx {
+    /// Prints `report` to stdout in the chosen format.
+    pub fn print(&self, report: &Report) -> Result<(), Failure> {
+        self.global.print(report)
+    }
+
+    /// Prints the server's warnings to stderr, as the `vault` CLI does.
+    pub fn warn(&self, warnings: &[String]) {
+        if warnings.is_empty() {
+            return;
+        }
+        eprintln!("WARNING! The following warnings were returned from the server:");
+        for warning in warnings {
+            eprintln!("  * {warning}");
+        }
+        eprintln!();
     }
 
     /// Prints a success line (table format only, not with `--field`).
@@ -96,8 +120,17 @@ impl Ctx {
     }
 }
 
+/// The command line (`args` with the program name first), with the
+/// `vault` CLI's one-dash long flags (`-policy=x`) accepted too.
+pub fn parse_command_line(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
+    let mut command = Cli::command();
+    let args = args::vault_style_flags(&command, args);
+    let matches = command.try_get_matches_from_mut(args)?;
+    Cli::from_arg_matches(&matches).map_err(|err| err.format(&mut command))
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_command_line(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err(err) => {
             // --help and --version print to stdout and succeed; usage
@@ -130,6 +163,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<u8, Failure> {
+    // Commands that need no server run before any client is configured.
+    match &cli.command {
+        Command::Policy(PolicyCommand::Fmt(a)) => return policy::fmt(&a.file),
+        Command::Audit(AuditCommand::Verify(a)) => return audit::verify(&cli.global, &a.files),
+        _ => {}
+    }
     let client = build_client(&cli.global)?;
     let ctx = Ctx {
         client,
@@ -139,7 +178,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Put(a) => kv::put(&ctx, a).await,
         Command::Get(a) => kv::get(&ctx, a).await,
         Command::Patch(a) => kv::patch(&ctx, a).await,
+        Command::List(a) if raw::is_api_path(&a.path, a.raw) => raw::list(&ctx, &a.path).await,
         Command::List(a) => kv::list(&ctx, a).await,
+        Command::Delete(a) if raw::is_api_path(&a.path, a.raw) => {
+            raw::delete(&ctx, &a.path, &a.pairs).await
+        }
         Command::Delete(a) => kv::delete(&ctx, a).await,
         Command::Undelete(a) => kv::undelete(&ctx, a).await,
         Command::Destroy(a) => kv::destroy(&ctx, a).await,
@@ -147,7 +190,12 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Operator(o) => operator::run(&ctx, o).await,
         Command::Status => operator::status(&ctx).await,
         Command::Secrets(s) => mounts::run(&ctx, s).await,
-        Command::Token(t) => mounts::token(&ctx, t).await,
+        Command::Token(t) => token::run(&ctx, t).await,
+        Command::Policy(p) => policy::run(&ctx, p).await,
+        Command::Auth(a) => mounts::auth(&ctx, a).await,
+        Command::Audit(a) => audit::run(&ctx, a).await,
+        Command::Read(a) => raw::read(&ctx, a).await,
+        Command::Write(a) => raw::write(&ctx, a).await,
     }
 }
 

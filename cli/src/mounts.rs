@@ -1,12 +1,13 @@
-//! Secrets engine commands (`secrets enable|disable|list`) and `token
-//! lookup`.
+//! Mount commands: secrets engines (`secrets enable|disable|tune|list`)
+//! and auth methods (`auth enable|disable|list`).
 
 use std::collections::BTreeMap;
 
-use secretd_client::wire::{MountInput, MountOutput, TokenLookup};
-use serde_json::Value;
+use secretd_client::duration::{format_duration, parse_duration};
+use secretd_client::wire::{MountInput, MountOutput, MountTuneInput};
+use serde_json::{Map, Value};
 
-use crate::cli::{EnableArgs, SecretsCommand, TokenCommand};
+use crate::cli::{AuthCommand, AuthEnableArgs, EnableArgs, SecretsCommand, TuneArgs};
 use crate::output::{Block, Report};
 use crate::{Ctx, Doing, EXIT_OK, Failure};
 
@@ -33,6 +34,14 @@ pub async fn run(ctx: &Ctx, command: SecretsCommand) -> Result<u8, Failure> {
                 "Success! Disabled the secrets engine (if it existed) at: {path}/"
             ));
         }
+        SecretsCommand::Tune(a) => {
+            let path = a.path.trim_matches('/').to_owned();
+            let tune = tune_input(&a)?;
+            sys.tune_secrets_engine(&path, &tune)
+                .await
+                .doing(format_args!("tuning {path}/"))?;
+            ctx.success(&format!("Success! Tuned the secrets engine at: {path}/"));
+        }
         SecretsCommand::List => {
             let mounts = sys.mounts().await.doing("listing secrets engines")?;
             ctx.print(&mounts_report(&mounts))?;
@@ -41,20 +50,93 @@ pub async fn run(ctx: &Ctx, command: SecretsCommand) -> Result<u8, Failure> {
     Ok(EXIT_OK)
 }
 
-/// `token lookup`: the current token, without its value.
-pub async fn token(ctx: &Ctx, command: TokenCommand) -> Result<u8, Failure> {
+/// `auth ...`
+pub async fn auth(ctx: &Ctx, command: AuthCommand) -> Result<u8, Failure> {
+    let sys = ctx.client.sys();
     match command {
-        TokenCommand::Lookup => {
-            let lookup = ctx
-                .client
-                .token()
-                .lookup_self()
+        AuthCommand::Enable(a) => {
+            let (path, input) = auth_input(&a)?;
+            sys.enable_auth_method(&path, &input)
                 .await
-                .doing("looking up the token")?;
-            ctx.print(&lookup_report(&lookup))?;
+                .doing(format_args!("enabling {} at auth/{path}/", a.method_type))?;
+            ctx.success(&format!(
+                "Success! Enabled the {} auth method at: auth/{path}/",
+                a.method_type
+            ));
+        }
+        AuthCommand::Disable(a) => {
+            let path = a.path.trim_matches('/');
+            let path = path.strip_prefix("auth/").unwrap_or(path);
+            sys.disable_auth_method(path)
+                .await
+                .doing(format_args!("disabling auth/{path}/"))?;
+            ctx.success(&format!(
+                "Success! Disabled the auth method (if it existed) at: auth/{path}/"
+            ));
+        }
+        AuthCommand::List => {
+            let methods = sys.auth_methods().await.doing("listing auth methods")?;
+            ctx.print(&mounts_report(&methods))?;
         }
     }
     Ok(EXIT_OK)
+}
+
+/// A TTL flag: checked here, sent as typed; `system` means the system's.
+fn ttl(flag: &str, value: &Option<String>) -> Result<Option<String>, Failure> {
+    match value.as_deref() {
+        None => Ok(None),
+        Some("system") => Ok(Some("system".to_owned())),
+        Some(v) => {
+            parse_duration(v).map_err(|e| Failure::local(format!("{flag}: {e}")))?;
+            Ok(Some(v.to_owned()))
+        }
+    }
+}
+
+/// The request of `secrets tune`.
+fn tune_input(a: &TuneArgs) -> Result<MountTuneInput, Failure> {
+    if a.path.trim_matches('/').is_empty() {
+        return Err(Failure::local("the path is empty"));
+    }
+    Ok(MountTuneInput {
+        default_lease_ttl: ttl("--default-lease-ttl", &a.default_lease_ttl)?,
+        max_lease_ttl: ttl("--max-lease-ttl", &a.max_lease_ttl)?,
+        description: a.description.clone(),
+    })
+}
+
+/// The path (below `auth/`) and request of `auth enable`.
+fn auth_input(a: &AuthEnableArgs) -> Result<(String, MountInput), Failure> {
+    let path = a
+        .path
+        .as_deref()
+        .unwrap_or(&a.method_type)
+        .trim_matches('/');
+    let path = path.strip_prefix("auth/").unwrap_or(path).to_owned();
+    if path.is_empty() {
+        return Err(Failure::local("--path is empty"));
+    }
+    let mut config = Map::new();
+    let ttls = [
+        (
+            "default_lease_ttl",
+            ttl("--default-lease-ttl", &a.default_lease_ttl)?,
+        ),
+        ("max_lease_ttl", ttl("--max-lease-ttl", &a.max_lease_ttl)?),
+    ];
+    for (key, value) in ttls {
+        if let Some(value) = value {
+            config.insert(key.to_owned(), Value::String(value));
+        }
+    }
+    let input = MountInput {
+        mount_type: a.method_type.clone(),
+        description: a.description.clone().unwrap_or_default(),
+        config: (!config.is_empty()).then_some(config),
+        options: None,
+    };
+    Ok((path, input))
 }
 
 /// The mount path and request for `secrets enable`. Only KV version 2 is
@@ -108,8 +190,16 @@ fn mount_input(a: &EnableArgs) -> Result<(String, MountInput), Failure> {
     Ok((path, input))
 }
 
-/// `secrets list`: Path, Type, Accessor, Description.
+/// `secrets list` and `auth list`: Path, Type, Accessor, Default TTL, Max
+/// TTL, Description. A TTL of 0 is the system's ("system").
 pub fn mounts_report(mounts: &BTreeMap<String, MountOutput>) -> Report {
+    let ttl = |secs: u64| {
+        if secs == 0 {
+            "system".to_owned()
+        } else {
+            format_duration(secs)
+        }
+    };
     let rows = mounts
         .iter()
         .map(|(path, m)| {
@@ -121,6 +211,8 @@ pub fn mounts_report(mounts: &BTreeMap<String, MountOutput>) -> Report {
                 path.clone(),
                 kind,
                 m.accessor.clone(),
+                ttl(m.config.default_lease_ttl),
+                ttl(m.config.max_lease_ttl),
                 if m.description.is_empty() {
                     "n/a".into()
                 } else {
@@ -132,27 +224,27 @@ pub fn mounts_report(mounts: &BTreeMap<String, MountOutput>) -> Report {
     Report {
         json: serde_json::to_value(mounts).unwrap_or(Value::Null),
         blocks: vec![Block::Grid(
-            ["Path", "Type", "Accessor", "Description"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "Path",
+                "Type",
+                "Accessor",
+                "Default TTL",
+                "Max TTL",
+                "Description",
+            ]
+            .map(String::from)
+            .to_vec(),
             rows,
         )],
     }
-}
-
-/// `token lookup`: every field except the token itself.
-pub fn lookup_report(lookup: &TokenLookup) -> Report {
-    let mut json = serde_json::to_value(lookup).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut json {
-        map.remove("id");
-    }
-    Report::key_values(json)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::output::Format;
+    use clap::Parser;
+    use secretd_client::wire::MountConfigOutput;
 
     fn enable(
         engine: &str,
@@ -192,24 +284,6 @@ mod tests {
     }
 
     #[test]
-    fn token_lookup_never_shows_the_token() {
-        let lookup = TokenLookup {
-            id: "hvs.secret-token".into(),
-            accessor: "acc".into(),
-            policies: vec!["root".into()],
-            token_type: "service".into(),
-            ..TokenLookup::default()
-        };
-        let report = lookup_report(&lookup);
-        for format in [Format::Table, Format::Json] {
-            let text = report.render(format, None).unwrap();
-            assert!(!text.contains("secret-token"), "{text}");
-            assert!(text.contains("acc"));
-        }
-        assert!(report.render(Format::Table, Some("id")).is_err());
-    }
-
-    #[test]
     fn mounts_table() {
         let mut mounts = BTreeMap::new();
         mounts.insert(
@@ -221,12 +295,72 @@ mod tests {
                 ..MountOutput::default()
             },
         );
+        mounts.insert(
+            "short/".to_owned(),
+            MountOutput {
+                mount_type: "kv".into(),
+                accessor: "kv_2".into(),
+                description: "tuned".into(),
+                config: MountConfigOutput {
+                    default_lease_ttl: 3600,
+                    max_lease_ttl: 7200,
+                    ..MountConfigOutput::default()
+                },
+                ..MountOutput::default()
+            },
+        );
         let text = mounts_report(&mounts).render(Format::Table, None).unwrap();
         assert_eq!(
             text,
-            "Path       Type       Accessor    Description\n\
-             ----       ----       --------    -----------\n\
-             secret/    kv (v2)    kv_1        n/a\n"
+            "Path       Type       Accessor    Default TTL    Max TTL    Description\n\
+             ----       ----       --------    -----------    -------    -----------\n\
+             secret/    kv (v2)    kv_1        system         system     n/a\n\
+             short/     kv         kv_2        1h0m0s         2h0m0s     tuned\n"
         );
+    }
+
+    fn tune(args: &[&str]) -> Result<MountTuneInput, String> {
+        let mut all = vec!["secretctl", "secrets", "tune", "secret/"];
+        all.extend_from_slice(args);
+        let cli = crate::cli::Cli::try_parse_from(all).map_err(|e| e.to_string())?;
+        let crate::cli::Command::Secrets(SecretsCommand::Tune(a)) = cli.command else {
+            panic!("not tune")
+        };
+        tune_input(&a).map_err(|f| f.message)
+    }
+
+    #[test]
+    fn tune_sends_what_was_given_and_needs_something() {
+        let input = tune(&["--default-lease-ttl", "1h", "--max-lease-ttl=system"]).unwrap();
+        assert_eq!(
+            serde_json::to_value(&input).unwrap(),
+            serde_json::json!({"default_lease_ttl": "1h", "max_lease_ttl": "system"})
+        );
+        let input = tune(&["--description", "team kv"]).unwrap();
+        assert_eq!(input.description.as_deref(), Some("team kv"));
+        assert!(tune(&[]).is_err(), "nothing to change");
+        let err = tune(&["--max-lease-ttl", "forever"]).unwrap_err();
+        assert!(err.contains("--max-lease-ttl"), "{err}");
+    }
+
+    #[test]
+    fn auth_enable_path_defaults_to_the_type() {
+        let args = |path: Option<&str>| AuthEnableArgs {
+            method_type: "kubernetes".into(),
+            path: path.map(str::to_owned),
+            description: Some("k8s".into()),
+            default_lease_ttl: Some("1h".into()),
+            max_lease_ttl: None,
+        };
+        let (path, input) = auth_input(&args(None)).unwrap();
+        assert_eq!(path, "kubernetes");
+        assert_eq!(
+            serde_json::to_value(&input).unwrap(),
+            serde_json::json!({"type": "kubernetes", "description": "k8s",
+                               "config": {"default_lease_ttl": "1h"}})
+        );
+        let (path, _) = auth_input(&args(Some("auth/k8s/"))).unwrap();
+        assert_eq!(path, "k8s");
+        assert!(auth_input(&args(Some("/"))).is_err());
     }
 }

@@ -77,16 +77,22 @@ async fn unseal(ctx: &Ctx, a: UnsealArgs) -> Result<u8, Failure> {
 
 /// The key from a hidden prompt on a terminal, else one line of stdin.
 fn read_key() -> Result<Zeroizing<String>, Failure> {
+    read_secret("Unseal Key", "the unseal key")
+}
+
+/// A secret (`what`) from a hidden prompt (`prompt`) on a terminal, else
+/// one line of stdin, untrimmed.
+pub fn read_secret(prompt: &str, what: &str) -> Result<Zeroizing<String>, Failure> {
     if std::io::stdin().is_terminal() {
-        rpassword::prompt_password("Unseal Key (will be hidden): ")
+        rpassword::prompt_password(format!("{prompt} (will be hidden): "))
             .map(Zeroizing::new)
-            .map_err(|e| Failure::local(format!("cannot read the unseal key: {e}")))
+            .map_err(|e| Failure::local(format!("cannot read {what}: {e}")))
     } else {
         let mut line = Zeroizing::new(String::new());
         std::io::stdin()
             .lock()
             .read_line(&mut line)
-            .map_err(|e| Failure::local(format!("cannot read the unseal key from stdin: {e}")))?;
+            .map_err(|e| Failure::local(format!("cannot read {what} from stdin: {e}")))?;
         Ok(line)
     }
 }

@@ -12,9 +12,10 @@ use zeroize::Zeroizing;
 use crate::Error;
 use crate::builder::ClientBuilder;
 use crate::kv2::Kv2;
+use crate::logical::Logical;
 use crate::sys::Sys;
 use crate::token::TokenApi;
-use crate::wire::Envelope;
+use crate::wire::{Envelope, KeyList};
 
 /// An async client for secretd (and Vault/OpenBao, for the same API
 /// subset). Cheap to clone: clones share one connection pool.
@@ -111,19 +112,32 @@ impl Answer {
     /// The `data` of an enveloped answer; an answer with no data (or a 204)
     /// is a decoding error, since the caller expected some.
     pub fn envelope_data<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        self.envelope::<T>(path)?
+            .data
+            .ok_or_else(|| missing(path, "data"))
+    }
+
+    /// The whole envelope of an answer; an empty answer (a 204) is a
+    /// decoding error, since the caller expected one.
+    pub fn envelope<T: DeserializeOwned>(&self, path: &str) -> Result<Envelope<T>, Error> {
         if self.body.is_empty() {
-            return Err(no_data(path));
+            return Err(missing(path, "data"));
         }
-        let envelope: Envelope<T> = self.decode(path)?;
-        envelope.data.ok_or_else(|| no_data(path))
+        self.decode(path)
     }
 }
 
-fn no_data(path: &str) -> Error {
+/// The decoding error for an answer that lacks the part the caller needs.
+pub(crate) fn missing(path: &str, what: &str) -> Error {
     Error::Decode {
         path: path.to_owned(),
-        error: serde::de::Error::custom("the answer has no data"),
+        error: serde::de::Error::custom(format!("the answer has no {what}")),
     }
+}
+
+/// The `LIST` method, which `reqwest` does not name.
+pub(crate) fn list_method() -> Result<Method, Error> {
+    Method::from_bytes(b"LIST").map_err(|e| Error::InvalidInput(format!("the LIST method: {e}")))
 }
 
 impl Client {
@@ -177,6 +191,12 @@ impl Client {
     /// The token API (`auth/token/`).
     pub fn token(&self) -> TokenApi {
         TokenApi::new(self.clone())
+    }
+
+    /// Requests to any API path, answered with the whole envelope (as
+    /// `vault read|write|list|delete`).
+    pub fn logical(&self) -> Logical {
+        Logical::new(self.clone())
     }
 
     /// The full URL of an API path: `{address}/v1/{path}`, each segment
@@ -250,6 +270,18 @@ impl Client {
             .await?
             .success()?
             .envelope_data(path)
+    }
+
+    /// The keys of a `LIST` answer (`path` ends with `/`). A 404 without
+    /// messages means no keys, as Vault answers an empty list, and gives an
+    /// empty `Vec`.
+    pub(crate) async fn list_keys(&self, path: &str) -> Result<Vec<String>, Error> {
+        let answer = self.send(list_method()?, path, &[], Body::Empty).await?;
+        match answer.success() {
+            Ok(answer) => Ok(answer.envelope_data::<KeyList>(path)?.keys),
+            Err(err) if err.is_not_found() && err.errors().is_empty() => Ok(Vec::new()),
+            Err(err) => Err(err),
+        }
     }
 
     /// A request whose answer carries nothing we need (204, or 200 with

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use crate::Error;
 use crate::client::{Answer, Body, Client};
 use crate::wire::{
-    Envelope, KeyList, KvConfig, KvConfigWrite, KvData, KvMetadata, KvMetadataWrite,
-    KvVersionMetadata, KvVersions,
+    Envelope, KvConfig, KvConfigWrite, KvData, KvMetadata, KvMetadataWrite, KvVersionMetadata,
+    KvVersions,
 };
 
 /// One version of a secret as read.
@@ -229,14 +229,7 @@ impl Kv2 {
         } else {
             format!("{}/metadata/{dir}/", self.mount)
         };
-        let list = Method::from_bytes(b"LIST")
-            .map_err(|e| Error::InvalidInput(format!("the LIST method: {e}")))?;
-        let answer = self.client.send(list, &api_path, &[], Body::Empty).await?;
-        match answer.success() {
-            Ok(answer) => Ok(answer.envelope_data::<KeyList>(&api_path)?.keys),
-            Err(err) if err.is_not_found() && err.errors().is_empty() => Ok(Vec::new()),
-            Err(err) => Err(err),
-        }
+        self.client.list_keys(&api_path).await
     }
 
     /// Soft-deletes the latest version (it can be undeleted).

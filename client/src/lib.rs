@@ -2,10 +2,12 @@
 //!
 //! With the default `http` feature this crate is an async HTTP client
 //! ([`Client`]) for the KV version 2 engine ([`Kv2`]), the `sys/` API
-//! ([`Sys`]) and the token API ([`TokenApi`]). It works against secretd,
-//! HashiCorp Vault and OpenBao alike. Without the feature it is only the
-//! JSON wire types ([`wire`]) and Go-style durations ([`duration`]), which
-//! the server shares.
+//! ([`Sys`]: seal lifecycle, mounts, policies, auth methods, audit
+//! devices), the token API ([`TokenApi`]) and any other path
+//! ([`Logical`]). It works against secretd, HashiCorp Vault and OpenBao
+//! alike. Without the feature it is only the JSON wire types ([`wire`]),
+//! Go-style durations ([`duration`]) and the audit hash chain
+//! ([`audit`]), which the server shares.
 //!
 //! # Example
 //!
@@ -54,8 +56,9 @@
 //!
 //! # Secrets in memory
 //!
-//! The token lives in a zeroizing buffer and is never printed by `Debug`
-//! or in an error message. `Debug` of [`KvSecret`] and of the wire types
+//! The client's token, and the tokens the token API hands out
+//! ([`TokenAuth`]), live in zeroizing buffers and are never printed by
+//! `Debug` or in an error message. `Debug` of [`KvSecret`] and of the wire types
 //! that carry secrets shows no values.
 #![forbid(unsafe_code)]
 
@@ -64,6 +67,8 @@ pub mod duration;
 pub mod wire;
 
 #[cfg(feature = "http")]
+mod access;
+#[cfg(feature = "http")]
 mod builder;
 #[cfg(feature = "http")]
 mod client;
@@ -71,6 +76,8 @@ mod client;
 mod error;
 #[cfg(feature = "http")]
 mod kv2;
+#[cfg(feature = "http")]
+mod logical;
 #[cfg(feature = "http")]
 mod sys;
 #[cfg(feature = "http")]
@@ -94,6 +101,8 @@ pub use error::Error;
 #[cfg(feature = "http")]
 pub use kv2::{Kv2, KvSecret};
 #[cfg(feature = "http")]
+pub use logical::{Logical, LogicalResponse};
+#[cfg(feature = "http")]
 pub use sys::Sys;
 #[cfg(feature = "http")]
-pub use token::TokenApi;
+pub use token::{TokenApi, TokenAuth};

@@ -6,7 +6,9 @@ use serde_json::json;
 
 use crate::Error;
 use crate::fake_server::FakeServer;
-use crate::wire::{KvMetadataWrite, MountInput};
+use crate::wire::{
+    AuditDeviceInput, KvMetadataWrite, MountInput, MountTuneInput, TokenCreateRequest,
+};
 
 const WRITE_ANSWER: &str = r#"{"request_id":"r","lease_id":"","renewable":false,"lease_duration":0,
   "data":{"created_time":"2026-01-01T00:00:00Z","custom_metadata":null,"deletion_time":"",
@@ -212,4 +214,359 @@ async fn an_unreachable_server_is_an_http_error() {
     let msg = err.to_string();
     assert!(msg.starts_with("cannot talk to the server"), "{msg}");
     assert!(!msg.contains("tok-secret"));
+}
+
+const AUTH_ANSWER: &str = r#"{"request_id":"r","lease_id":"","renewable":false,"lease_duration":0,
+  "data":null,"wrap_info":null,"warnings":["Policy \"reader\" does not exist"],
+  "auth":{"client_token":"hvs.child-secret","accessor":"acc1","policies":["default","reader"],
+  "token_policies":["default","reader"],"metadata":{"team":"a"},"lease_duration":3600,
+  "renewable":true,"entity_id":"","token_type":"service","orphan":false,"num_uses":0}}"#;
+
+const LOOKUP_ANSWER: &str = r#"{"data":{"accessor":"acc1","creation_time":1,"creation_ttl":3600,
+  "display_name":"token","expire_time":null,"id":"hvs.child-secret","policies":["default"],
+  "ttl":3500,"type":"service"}}"#;
+
+fn seen(server: &FakeServer) -> Vec<(String, String)> {
+    server
+        .requests()
+        .iter()
+        .map(|r| (r.method.clone(), r.target.clone()))
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(m, t)| ((*m).to_owned(), (*t).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn token_create_sends_only_what_was_set_and_zeroizes_the_answer() {
+    let server = FakeServer::start(vec![(200, AUTH_ANSWER), (200, AUTH_ANSWER)]).await;
+    let tokens = server.client().token();
+    let request = TokenCreateRequest {
+        policies: vec!["reader".into()],
+        meta: [("team".to_owned(), "a".to_owned())].into(),
+        ttl: Some("1h".into()),
+        num_uses: Some(3),
+        renewable: Some(false),
+        no_default_policy: true,
+        display_name: Some("ci".into()),
+        ..TokenCreateRequest::default()
+    };
+    let auth = tokens.create(&request).await.unwrap();
+    assert_eq!(auth.client_token.as_str(), "hvs.child-secret");
+    assert_eq!(auth.accessor, "acc1");
+    assert_eq!(auth.lease_duration, 3600);
+    assert_eq!(auth.metadata["team"], "a");
+    assert_eq!(auth.warnings, [r#"Policy "reader" does not exist"#]);
+    let shown = format!("{auth:?}");
+    assert!(!shown.contains("child-secret"), "{shown}");
+
+    tokens
+        .create_orphan(&TokenCreateRequest::default())
+        .await
+        .unwrap();
+    let reqs = server.requests();
+    assert_eq!(
+        seen(&server),
+        pairs(&[
+            ("POST", "/v1/auth/token/create"),
+            ("POST", "/v1/auth/token/create-orphan")
+        ])
+    );
+    assert_eq!(
+        reqs[0].json(),
+        json!({"policies": ["reader"], "meta": {"team": "a"}, "ttl": "1h", "num_uses": 3,
+               "renewable": false, "no_default_policy": true, "display_name": "ci"})
+    );
+    assert_eq!(reqs[1].json(), json!({}));
+}
+
+#[tokio::test]
+async fn token_lookups_put_the_token_in_the_body_never_the_url() {
+    let server = FakeServer::start(vec![
+        (200, LOOKUP_ANSWER),
+        (200, LOOKUP_ANSWER),
+        (200, LOOKUP_ANSWER),
+    ])
+    .await;
+    let tokens = server.client().token();
+    let lookup = tokens.lookup("hvs.child-secret").await.unwrap();
+    assert_eq!(lookup.accessor, "acc1");
+    assert!(!format!("{lookup:?}").contains("child-secret"));
+    tokens.lookup_accessor("acc1").await.unwrap();
+    tokens.lookup_self().await.unwrap();
+    assert_eq!(
+        seen(&server),
+        pairs(&[
+            ("POST", "/v1/auth/token/lookup"),
+            ("POST", "/v1/auth/token/lookup-accessor"),
+            ("GET", "/v1/auth/token/lookup-self"),
+        ])
+    );
+    let reqs = server.requests();
+    assert_eq!(reqs[0].json(), json!({"token": "hvs.child-secret"}));
+    assert_eq!(reqs[1].json(), json!({"accessor": "acc1"}));
+    assert!(
+        tokens.lookup(" ").await.is_err(),
+        "an empty token is refused"
+    );
+}
+
+#[tokio::test]
+async fn token_renewals_and_revocations() {
+    let server = FakeServer::start(vec![
+        (200, AUTH_ANSWER),
+        (200, AUTH_ANSWER),
+        (200, AUTH_ANSWER),
+        (204, ""),
+        (204, ""),
+        (
+            200,
+            r#"{"data":null,"warnings":["No token found with this accessor"]}"#,
+        ),
+        (204, ""),
+        (200, r#"{"data":{"keys":["acc1","acc2"]}}"#),
+        (404, r#"{"errors":[]}"#),
+    ])
+    .await;
+    let tokens = server.client().token();
+    let renewed = tokens.renew_self(Some(7200)).await.unwrap();
+    assert!(renewed.renewable);
+    tokens.renew("hvs.other", None).await.unwrap();
+    tokens.renew_accessor("acc1", Some(60)).await.unwrap();
+    tokens.revoke("hvs.other").await.unwrap();
+    tokens.revoke_self().await.unwrap();
+    tokens.revoke_accessor("acc1").await.unwrap();
+    tokens.revoke_orphan("hvs.other").await.unwrap();
+    assert_eq!(tokens.list_accessors().await.unwrap(), ["acc1", "acc2"]);
+    assert!(tokens.list_accessors().await.unwrap().is_empty());
+    assert_eq!(
+        seen(&server),
+        pairs(&[
+            ("PUT", "/v1/auth/token/renew-self"),
+            ("PUT", "/v1/auth/token/renew"),
+            ("POST", "/v1/auth/token/renew-accessor"),
+            ("PUT", "/v1/auth/token/revoke"),
+            ("PUT", "/v1/auth/token/revoke-self"),
+            ("POST", "/v1/auth/token/revoke-accessor"),
+            ("PUT", "/v1/auth/token/revoke-orphan"),
+            ("LIST", "/v1/auth/token/accessors/"),
+            ("LIST", "/v1/auth/token/accessors/"),
+        ])
+    );
+    let reqs = server.requests();
+    assert_eq!(reqs[0].json(), json!({"increment": 7200}));
+    assert_eq!(reqs[1].json(), json!({"token": "hvs.other"}));
+    assert_eq!(reqs[2].json(), json!({"accessor": "acc1", "increment": 60}));
+    assert_eq!(reqs[3].json(), json!({"token": "hvs.other"}));
+    assert!(reqs[4].body.is_empty());
+    assert_eq!(reqs[5].json(), json!({"accessor": "acc1"}));
+    assert_eq!(reqs[6].json(), json!({"token": "hvs.other"}));
+}
+
+#[tokio::test]
+async fn a_token_answer_without_auth_is_a_decode_error() {
+    let server = FakeServer::start(vec![(204, "")]).await;
+    let err = server
+        .client()
+        .token()
+        .create(&TokenCreateRequest::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn policy_calls() {
+    let server = FakeServer::start(vec![
+        (
+            200,
+            r#"{"data":{"keys":["default","reader"]},"keys":["default","reader"]}"#,
+        ),
+        (
+            200,
+            r#"{"data":{"name":"reader","policy":"path \"a\" {}","version":2}}"#,
+        ),
+        (204, ""),
+        (204, ""),
+    ])
+    .await;
+    let sys = server.client().sys();
+    assert_eq!(sys.policies().await.unwrap(), ["default", "reader"]);
+    let policy = sys.read_policy("reader").await.unwrap();
+    assert_eq!(policy.policy, "path \"a\" {}");
+    assert_eq!(policy.version, Some(2));
+    sys.write_policy("reader", "path \"b\" {}").await.unwrap();
+    sys.delete_policy("reader").await.unwrap();
+    assert_eq!(
+        seen(&server),
+        pairs(&[
+            ("LIST", "/v1/sys/policies/acl/"),
+            ("GET", "/v1/sys/policies/acl/reader"),
+            ("PUT", "/v1/sys/policies/acl/reader"),
+            ("DELETE", "/v1/sys/policies/acl/reader"),
+        ])
+    );
+    assert_eq!(
+        server.requests()[2].json(),
+        json!({"policy": "path \"b\" {}"})
+    );
+    for bad in ["", "a/b"] {
+        assert!(matches!(
+            sys.delete_policy(bad).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn audit_device_calls() {
+    let listed = r#"{"data":{"file/":{"type":"file","description":"main","options":{"file_path":"/var/log/a.log"},
+        "local":false,"path":"file/"},"other/":{"type":"file","options":null}},
+        "file/":{"type":"file"}}"#;
+    let server = FakeServer::start(vec![(204, ""), (200, listed), (204, "")]).await;
+    let sys = server.client().sys();
+    let input = AuditDeviceInput {
+        device_type: "file".into(),
+        description: "main".into(),
+        options: [
+            ("file_path".to_owned(), "/var/log/a.log".to_owned()),
+            ("mode".to_owned(), "0600".to_owned()),
+        ]
+        .into(),
+        local: false,
+    };
+    sys.enable_audit_device("/file/", &input).await.unwrap();
+    let devices = sys.audit_devices().await.unwrap();
+    assert_eq!(devices["file/"].options["file_path"], "/var/log/a.log");
+    assert_eq!(devices["file/"].path, "file/");
+    assert!(
+        devices["other/"].options.is_empty(),
+        "null options read as none"
+    );
+    sys.disable_audit_device("file").await.unwrap();
+    assert_eq!(
+        seen(&server),
+        pairs(&[
+            ("PUT", "/v1/sys/audit/file"),
+            ("GET", "/v1/sys/audit"),
+            ("DELETE", "/v1/sys/audit/file"),
+        ])
+    );
+    assert_eq!(
+        server.requests()[0].json(),
+        json!({"type": "file", "description": "main",
+               "options": {"file_path": "/var/log/a.log", "mode": "0600"}})
+    );
+}
+
+#[tokio::test]
+async fn auth_method_and_tune_calls() {
+    let listed = r#"{"data":{"token/":{"type":"token","accessor":"auth_token_1",
+        "config":{"default_lease_ttl":0,"max_lease_ttl":0}}}}"#;
+    let server = FakeServer::start(vec![(204, ""), (200, listed), (204, ""), (204, "")]).await;
+    let sys = server.client().sys();
+    let input = MountInput {
+        mount_type: "kubernetes".into(),
+        description: "k8s".into(),
+        ..MountInput::default()
+    };
+    sys.enable_auth_method("k8s", &input).await.unwrap();
+    let methods = sys.auth_methods().await.unwrap();
+    assert_eq!(methods["token/"].mount_type, "token");
+    sys.disable_auth_method("k8s/").await.unwrap();
+    let tune = MountTuneInput {
+        default_lease_ttl: Some("1h".into()),
+        max_lease_ttl: Some("system".into()),
+        description: None,
+    };
+    sys.tune_secrets_engine("secret/", &tune).await.unwrap();
+    assert_eq!(
+        seen(&server),
+        pairs(&[
+            ("POST", "/v1/sys/auth/k8s"),
+            ("GET", "/v1/sys/auth"),
+            ("DELETE", "/v1/sys/auth/k8s"),
+            ("POST", "/v1/sys/mounts/secret/tune"),
+        ])
+    );
+    let reqs = server.requests();
+    assert_eq!(
+        reqs[0].json(),
+        json!({"type": "kubernetes", "description": "k8s"})
+    );
+    assert_eq!(
+        reqs[3].json(),
+        json!({"default_lease_ttl": "1h", "max_lease_ttl": "system"})
+    );
+}
+
+#[tokio::test]
+async fn logical_requests_reach_any_path() {
+    let server = FakeServer::start(vec![
+        (
+            200,
+            r#"{"data":{"secret/":{"type":"kv"}},"secret/":{"type":"kv"}}"#,
+        ),
+        (404, r#"{"errors":[]}"#),
+        (204, ""),
+        (200, AUTH_ANSWER),
+        (200, r#"{"data":{"keys":["default"]}}"#),
+        (404, r#"{"errors":[]}"#),
+        (204, ""),
+        (
+            403,
+            r#"{"errors":["1 error occurred:\n\t* permission denied\n\n"]}"#,
+        ),
+    ])
+    .await;
+    let logical = server.client().logical();
+    let mounts = logical.read("sys/mounts").await.unwrap().unwrap();
+    assert_eq!(mounts.data.unwrap()["secret/"]["type"], "kv");
+    assert!(
+        logical
+            .read_with("secret/data/x", &[("version", "2")])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let written = logical
+        .write("sys/policies/acl/x", &json!({"policy": "path \"a\" {}"}))
+        .await
+        .unwrap();
+    assert!(written.is_none());
+    let created = logical
+        .write("auth/token/create", &json!({"policies": "reader"}))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(created.auth.unwrap().accessor, "acc1");
+    let listed = logical.list("sys/policies/acl").await.unwrap().unwrap();
+    assert_eq!(listed.keys(), ["default"]);
+    assert!(logical.list("secret/metadata/").await.unwrap().is_none());
+    assert!(
+        logical
+            .delete_with("secret/data/x", &[("versions", "1")])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let err = logical.delete("sys/policies/acl/x").await.unwrap_err();
+    assert!(err.is_permission_denied());
+    assert_eq!(
+        seen(&server),
+        pairs(&[
+            ("GET", "/v1/sys/mounts"),
+            ("GET", "/v1/secret/data/x?version=2"),
+            ("PUT", "/v1/sys/policies/acl/x"),
+            ("PUT", "/v1/auth/token/create"),
+            ("LIST", "/v1/sys/policies/acl/"),
+            ("LIST", "/v1/secret/metadata/"),
+            ("DELETE", "/v1/secret/data/x?versions=1"),
+            ("DELETE", "/v1/sys/policies/acl/x"),
+        ])
+    );
+    assert_eq!(server.requests()[3].json(), json!({"policies": "reader"}));
 }

@@ -1,4 +1,6 @@
-//! The `sys/` API: seal lifecycle, health, key rotation, mounts.
+//! The `sys/` API: seal lifecycle, health, key rotation, mounts. The
+//! access-control part (policies, auth methods, audit devices) is in
+//! `access.rs`.
 
 use std::collections::BTreeMap;
 
@@ -8,7 +10,7 @@ use crate::Error;
 use crate::client::{Body, Client};
 use crate::wire::{
     Health, InitRequest, InitResponse, InitStatus, KeyStatus, Leader, MountInput, MountOutput,
-    SealStatus, UnsealRequest,
+    MountTuneInput, SealStatus, UnsealRequest,
 };
 
 /// The `sys/` API. Get one with [`Client::sys`].
@@ -17,7 +19,7 @@ use crate::wire::{
 /// `leader`) need no token.
 #[derive(Debug, Clone)]
 pub struct Sys {
-    client: Client,
+    pub(crate) client: Client,
 }
 
 impl Sys {
@@ -143,9 +145,24 @@ impl Sys {
             .call(Method::DELETE, &api_path, Body::Empty)
             .await
     }
+
+    /// Changes the lease TTLs or the description of the secrets engine at
+    /// `path`; absent fields are left as they are. The new values show in
+    /// [`Sys::mounts`] (`config.default_lease_ttl`, `config.max_lease_ttl`).
+    pub async fn tune_secrets_engine(
+        &self,
+        path: &str,
+        tune: &MountTuneInput,
+    ) -> Result<(), Error> {
+        let api_path = format!("sys/mounts/{}/tune", mount_path(path)?);
+        self.client
+            .call(Method::POST, &api_path, Body::json(tune)?)
+            .await
+    }
 }
 
-fn mount_path(path: &str) -> Result<&str, Error> {
+/// A mount path without its surrounding slashes; an empty one is refused.
+pub(crate) fn mount_path(path: &str) -> Result<&str, Error> {
     let path = path.trim_matches('/');
     if path.is_empty() {
         return Err(Error::InvalidInput("the mount path is empty".into()));

@@ -296,8 +296,9 @@ pub struct KeyStatus {
 // ---------------------------------------------------------------------------
 // Tokens.
 
-/// `GET auth/token/lookup-self` and friends.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// `GET auth/token/lookup-self` and friends. `Debug` leaves out `id`
+/// (the token itself).
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct TokenLookup {
     pub accessor: String,
     pub creation_time: i64,
@@ -338,6 +339,150 @@ pub struct TokenLookup {
     /// Unix seconds; only once the token has been renewed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_renewal_time: Option<i64>,
+}
+
+impl std::fmt::Debug for TokenLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenLookup")
+            .field("id", &if self.id.is_empty() { "" } else { "<redacted>" })
+            .field("accessor", &self.accessor)
+            .field("display_name", &self.display_name)
+            .field("policies", &self.policies)
+            .field("ttl", &self.ttl)
+            .field("expire_time", &self.expire_time)
+            .field("renewable", &self.renewable)
+            .field("orphan", &self.orphan)
+            .field("num_uses", &self.num_uses)
+            .field("type", &self.token_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST auth/token/create` and `auth/token/create-orphan`. Fields left
+/// empty are not sent, so the server's defaults apply: the parent's
+/// policies, the mount's TTL, renewable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreateRequest {
+    /// The new token's policies (`default` is added unless
+    /// `no_default_policy`). Must be a subset of the caller's unless it
+    /// is root or has `sudo`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<String>,
+    /// Metadata shown by lookups (and in audit logs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    /// Create an orphan (no parent) through `create`; needs root or sudo.
+    /// `create-orphan` makes orphans without it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_parent: bool,
+    /// Leave out the `default` policy.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_default_policy: bool,
+    /// Whether the token can be renewed (the server's default: true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewable: Option<bool>,
+    /// A Go duration string or seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// A hard limit on the token's life, renewals included; a Go duration
+    /// string or seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explicit_max_ttl: Option<String>,
+    /// Makes a periodic token: each renewal resets its TTL to this (root
+    /// or sudo only). A Go duration string or seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// How many requests the token may make (0 or absent: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_uses: Option<u64>,
+    /// Shown in lookups, prefixed `token-` by the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+// ---------------------------------------------------------------------------
+// sys: ACL policies, mount tuning, audit devices (enveloped).
+
+/// `GET sys/policies/acl/:name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclPolicy {
+    pub name: String,
+    /// The policy document as written (HCL or JSON).
+    pub policy: String,
+    /// How many times the policy was written (OpenBao and secretd).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// `PUT sys/policies/acl/:name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclPolicyWrite {
+    /// The policy document (HCL or JSON).
+    pub policy: String,
+}
+
+/// `POST sys/mounts/:path/tune` (and `sys/auth/:path/tune`). Absent fields
+/// are left as they are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountTuneInput {
+    /// A Go duration string or seconds; `"system"` (or 0) means the
+    /// system's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_lease_ttl: Option<String>,
+    /// A Go duration string or seconds; `"system"` (or 0) means the
+    /// system's maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lease_ttl: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// One entry of `GET sys/audit`, keyed by path with a trailing slash
+/// (`"file/"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditDevice {
+    #[serde(rename = "type")]
+    pub device_type: String,
+    #[serde(default)]
+    pub description: String,
+    /// The device's options as strings (`file_path`, `mode`, ...).
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub local: bool,
+    /// The path again, with its trailing slash.
+    #[serde(default)]
+    pub path: String,
+}
+
+/// `PUT sys/audit/:path`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditDeviceInput {
+    /// The device type: `file`.
+    #[serde(rename = "type")]
+    pub device_type: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The device's options, as strings: for `file`, `file_path` (a path,
+    /// `stdout` or `discard`), `mode`, `hmac_accessor`, `log_raw`, ...
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub local: bool,
+}
+
+/// `null` read as the type's default (an empty map), as Go's `omitempty`
+/// peers sometimes send it.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 // ---------------------------------------------------------------------------
@@ -474,4 +619,28 @@ pub struct KvConfigWrite {
     /// A Go duration string or seconds; `"0s"` keeps versions forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_version_after: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_token() {
+        let lookup = TokenLookup {
+            id: "hvs.looked-up-secret".into(),
+            accessor: "acc".into(),
+            ..TokenLookup::default()
+        };
+        let auth = Auth {
+            client_token: "hvs.auth-secret".into(),
+            accessor: "acc".into(),
+            ..Auth::default()
+        };
+        let shown = format!("{lookup:?} {auth:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("acc"));
+        let by_accessor = TokenLookup::default();
+        assert!(!format!("{by_accessor:?}").contains("redacted"));
+    }
 }
