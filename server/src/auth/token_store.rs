@@ -390,8 +390,17 @@ impl Tokens<'_> {
             .unwrap_or(0);
         let (default_ttl, max_ttl) = self.mount_ttls();
         let now = now_nanos();
+        // Without an increment, the token gets its last TTL again (Vault
+        // renews with the lease's TTL, which each renewal updates).
+        let last_ttl = match record.expire_at {
+            Some(expire_at) => {
+                clock::seconds_between(record.last_renewal.unwrap_or(record.created_at), expire_at)
+            }
+            None => record.creation_ttl,
+        };
         let computed = ttl::calculate(&TtlRules {
             increment,
+            backend_ttl: last_ttl,
             period: record.period,
             explicit_max_ttl: record.explicit_max_ttl,
             mount_default_ttl: default_ttl,

@@ -1,24 +1,12 @@
 //! `sys/audit`, `sys/audit/:path` and `sys/audit-hash/:path`.
 
-use serde::Serialize;
+use secretd_client::wire::AuditDevice;
 use serde_json::{Map, Value};
 
 use super::data;
-use crate::audit::FileOptions;
 use crate::core::mounts::normalize_path;
 use crate::core::{Core, Error, Fields, Operation, Response, to_object};
 use crate::engines::BackendRequest;
-
-/// One device as `GET sys/audit` shows it.
-#[derive(Serialize)]
-struct DeviceOutput {
-    #[serde(rename = "type")]
-    device_type: String,
-    description: String,
-    options: FileOptions,
-    local: bool,
-    path: String,
-}
 
 /// `sys/audit` (the list) and `sys/audit/:path` (enable, disable).
 pub async fn devices(
@@ -31,7 +19,8 @@ pub async fn devices(
             let mut list = Map::new();
             for device in core.audit().devices().iter() {
                 let record = &device.record;
-                let output = DeviceOutput {
+                // Stored options are a map of strings (see `FileOptions`).
+                let output = AuditDevice {
                     device_type: record.device_type.clone(),
                     description: record.description.clone(),
                     options: serde_json::from_str(&record.options).unwrap_or_default(),

@@ -433,6 +433,12 @@ async fn ttls_follow_vaults_rules_on_create_and_renew() {
         r.body["auth"]["lease_duration"], 60,
         "the increment counts from now"
     );
+    // Without an increment a token gets its last TTL again (as OpenBao).
+    let r = app
+        .with_token(&capped, "PUT", "/v1/auth/token/renew-self", Some(json!({})))
+        .await;
+    assert_eq!(r.body["auth"]["lease_duration"], 60);
+    assert!(r.body["warnings"].is_null(), "{:?}", r.body["warnings"]);
     let r = app
         .with_token(&capped, "GET", "/v1/auth/token/lookup-self", None)
         .await;
