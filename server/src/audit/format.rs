@@ -19,6 +19,32 @@ use crate::core::{Error, Response};
 use crate::storage::{MountRecord, TokenRecord};
 use crate::time::{now_nanos, rfc3339};
 
+/// The most strings one entry's `data` has hashed.
+const MAX_HASHED_STRINGS: usize = 4096;
+
+/// Counts the strings in `value`, stopping past the limit.
+fn count_strings(value: &Value, count: &mut usize) -> usize {
+    match value {
+        Value::String(_) => *count += 1,
+        Value::Array(items) => {
+            for item in items {
+                if count_strings(item, count) > MAX_HASHED_STRINGS {
+                    break;
+                }
+            }
+        }
+        Value::Object(map) => {
+            for item in map.values() {
+                if count_strings(item, count) > MAX_HASHED_STRINGS {
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+    *count
+}
+
 /// What is known of a request when it is audited. Borrowed, so that
 /// building one costs nothing when no device is enabled.
 pub struct Event<'a> {
@@ -81,8 +107,23 @@ impl Formatter<'_> {
         }
     }
 
+    /// `data` with its strings hashed; a body with more strings than an
+    /// entry hashes is summarised instead, so that no request can make the
+    /// log many times larger than itself (each hash is 76 bytes).
     fn data_map(&self, map: &Map<String, Value>) -> Option<Value> {
-        (!map.is_empty()).then(|| self.data(&Value::Object(map.clone())))
+        if map.is_empty() {
+            return None;
+        }
+        let value = Value::Object(map.clone());
+        let mut strings = 0;
+        if count_strings(&value, &mut strings) > MAX_HASHED_STRINGS {
+            return Some(serde_json::json!({
+                "secretd_elided": format!(
+                    "more than {MAX_HASHED_STRINGS} strings; not hashed into the audit log"
+                )
+            }));
+        }
+        Some(self.data(&value))
     }
 
     /// The request entry, written before the request is carried out.
@@ -414,6 +455,44 @@ mod tests {
         let denied = parse(&f.response(&event, Err(&Error::PermissionDenied)));
         assert_eq!(denied["error"], "permission denied");
         assert!(denied.get("response").is_none());
+    }
+
+    #[test]
+    fn a_body_of_many_strings_is_summarised_not_amplified() {
+        let key = key();
+        let f = Formatter {
+            key: &key,
+            log_raw: false,
+            hmac_accessor: true,
+        };
+        let many: Vec<Value> = (0..MAX_HASHED_STRINGS + 1).map(|_| json!("a")).collect();
+        let Value::Object(data) = json!({"list": many}) else {
+            unreachable!()
+        };
+        let event = Event {
+            id: "r",
+            operation: "update",
+            path: "x",
+            data: Some(&data),
+            client_token: None,
+            token: None,
+            mount: None,
+            remote_addr: None,
+        };
+        let line = f.request(&event, None);
+        assert!(line.len() < 1024, "{} bytes", line.len());
+        let entry = parse(&line);
+        assert!(entry["request"]["data"]["secretd_elided"].is_string());
+        // Up to the limit, everything is hashed.
+        let Value::Object(data) = json!({"list": vec![json!("a"); MAX_HASHED_STRINGS]}) else {
+            unreachable!()
+        };
+        let event = Event {
+            data: Some(&data),
+            ..event
+        };
+        let entry = parse(&f.request(&event, None));
+        assert_eq!(entry["request"]["data"]["list"][0], f.hash("a"));
     }
 
     #[test]

@@ -108,8 +108,20 @@ impl FileOptions {
                     None => Some(0o600),
                     Some(text) => match u32::from_str_radix(text, 8) {
                         Ok(0) => None,
-                        Ok(mode) if mode <= 0o777 => Some(mode),
-                        _ => {
+                        Ok(mode) if mode & !0o777 != 0 => {
+                            return Err(format!(
+                                "mode {text:?} is not an octal file mode such as \"0600\""
+                            ));
+                        }
+                        // An audit log is neither a program nor everyone's to write.
+                        Ok(mode) if mode & 0o113 != 0 => {
+                            return Err(format!(
+                                "mode {text:?} makes the log executable or writable by others; \
+                                 use a mode such as \"0600\" or \"0640\""
+                            ));
+                        }
+                        Ok(mode) => Some(mode),
+                        Err(_) => {
                             return Err(format!(
                                 "mode {text:?} is not an octal file mode such as \"0600\""
                             ));
@@ -366,6 +378,11 @@ mod tests {
             (json!({"file_path": "relative.log"}), "absolute path"),
             (json!({"file_path": "/x", "mode": "rw"}), "octal"),
             (json!({"file_path": "/x", "mode": "7777"}), "octal"),
+            (json!({"file_path": "/x", "mode": "0755"}), "executable"),
+            (
+                json!({"file_path": "/x", "mode": "0666"}),
+                "writable by others",
+            ),
             (
                 json!({"file_path": "/x", "log_raw": "maybe"}),
                 "true or false",

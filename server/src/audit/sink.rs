@@ -36,7 +36,7 @@ impl Target {
     /// Opens the target once, as a check that lines can be written there.
     pub fn check(&self) -> io::Result<()> {
         match self {
-            Target::File { path, mode } => open(path, *mode).map(drop),
+            Target::File { path, mode } => open_log(path, *mode).map(drop),
             Target::Stdout | Target::Discard => Ok(()),
         }
     }
@@ -190,8 +190,7 @@ impl Writer {
             Target::Stdout => self.out = Some(Box::new(io::stdout())),
             Target::Discard => self.out = Some(Box::new(io::sink())),
             Target::File { path, mode } => {
-                let mut file = open(path, *mode)?;
-                let tail = Tail::read(&mut file)?;
+                let (mut file, tail) = open_log(path, *mode)?;
                 if let Some(head) = tail.head {
                     self.head = head;
                 }
@@ -207,17 +206,43 @@ impl Writer {
     }
 }
 
-fn open(path: &std::path::Path, mode: Option<u32>) -> io::Result<File> {
+/// Opens an audit log for appending, creating it with `mode`, and reads
+/// where its chain stands. Whoever may enable a device must not be able to
+/// use it on other files: a symbolic link is refused, an existing regular
+/// file must be a secretd audit log (or empty), and only such a file has
+/// its mode set. Anything else that opens for writing (a pipe, a device
+/// such as /dev/full) is written to as it is, never changed.
+fn open_log(path: &std::path::Path, mode: Option<u32>) -> io::Result<(File, Tail)> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path is a symbolic link; give the file's real path",
+        ));
+    }
     let mut options = OpenOptions::new();
     options.read(true).append(true).create(true);
     if let Some(mode) = mode {
         options.mode(mode);
     }
-    let file = options.open(path)?;
-    if let Some(mode) = mode {
+    let mut file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok((file, Tail::default()));
+    }
+    let tail = Tail::read(&mut file)?;
+    if tail.foreign {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the file holds something other than a secretd audit log; \
+             refusing to append to it (use a new file)",
+        ));
+    }
+    if let Some(mode) = mode
+        && meta.permissions().mode() & 0o7777 != mode
+    {
         file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     }
-    Ok(file)
+    Ok((file, tail))
 }
 
 /// What the end of an existing file says about its chain.
@@ -228,6 +253,9 @@ struct Tail {
     head: Option<ChainHead>,
     /// The file ends in the middle of a line.
     torn: bool,
+    /// The file's last complete line is not a line of an audit chain: it
+    /// is not an audit log of ours.
+    foreign: bool,
 }
 
 impl Tail {
@@ -245,13 +273,13 @@ impl Tail {
         // line is skipped.
         let mut lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
         lines.pop(); // after the last newline: empty, or the torn fragment
-        let head = lines
-            .iter()
-            .rev()
-            .filter(|l| !l.is_empty())
-            .take(1)
-            .find_map(|l| ChainHead::after(l).ok());
-        Ok(Tail { head, torn })
+        let last = lines.iter().rev().find(|l| !l.is_empty());
+        let head = last.and_then(|l| ChainHead::after(l).ok());
+        Ok(Tail {
+            foreign: last.is_some() && head.is_none(),
+            head,
+            torn,
+        })
     }
 }
 
@@ -415,7 +443,8 @@ mod tests {
             tail,
             Tail {
                 head: Some(head),
-                torn: false
+                torn: false,
+                foreign: false
             }
         );
         std::fs::write(&path, b"").unwrap();
@@ -424,9 +453,52 @@ mod tests {
             Tail::default()
         );
         std::fs::write(&path, b"not json\n").unwrap();
+        assert!(Tail::read(&mut File::open(&path).unwrap()).unwrap().foreign);
+        std::fs::write(&path, b"{\"seq\":1,\"prev_").unwrap();
         assert_eq!(
             Tail::read(&mut File::open(&path).unwrap()).unwrap(),
-            Tail::default()
+            Tail {
+                head: None,
+                torn: true,
+                foreign: false
+            },
+            "a first line torn by a crash is still our log"
+        );
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn other_files_are_neither_changed_nor_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file that is not an audit log: refused, and left as it was.
+        let key = dir.path().join("seal.key");
+        std::fs::write(&key, b"secret key material\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = open_log(&key, Some(0o644)).unwrap_err();
+        assert!(
+            err.to_string().contains("other than a secretd audit log"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&key).unwrap(), b"secret key material\n");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "its mode is untouched");
+        // A symbolic link, even to a log, is refused.
+        let log = dir.path().join("audit.log");
+        open_log(&log, Some(0o600)).unwrap();
+        let link = dir.path().join("link.log");
+        std::os::unix::fs::symlink(&log, &link).unwrap();
+        let err = open_log(&link, None).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // A device is written to but never chmodded.
+        let before = std::fs::metadata("/dev/null").unwrap().permissions().mode();
+        open_log(std::path::Path::new("/dev/null"), Some(0o600)).unwrap();
+        assert_eq!(
+            std::fs::metadata("/dev/null").unwrap().permissions().mode(),
+            before
         );
     }
 }

@@ -149,6 +149,15 @@ pub async fn lookup(
     Ok(Some(entry))
 }
 
+/// The live, unexpired token with this accessor.
+pub async fn by_accessor(storage: &Storage, accessor: &str) -> Result<Option<TokenEntry>, Error> {
+    let Some(record) = storage.token_by_accessor(accessor).await? else {
+        return Ok(None);
+    };
+    let entry = TokenEntry { record };
+    Ok((!entry.is_expired(time::now_nanos())).then_some(entry))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -90,9 +90,11 @@ impl Backend for TokenBackend {
             }
             ("revoke-accessor", Write) => {
                 let accessor = required(req, "accessor")?;
-                match core.storage().token_by_accessor(&accessor).await? {
-                    Some(record) => {
-                        core.storage().revoke_token(&record.hash, false).await?;
+                match token::by_accessor(core.storage(), &accessor).await? {
+                    Some(entry) => {
+                        core.storage()
+                            .revoke_token(&entry.record.hash, false)
+                            .await?;
                         Ok(Response::empty())
                     }
                     None => Ok(Response::empty().with_warning("No token found with this accessor")),
@@ -170,13 +172,9 @@ impl Tokens<'_> {
 
     async fn token_from_accessor(&self) -> Result<TokenEntry, Error> {
         let accessor = required(self.req, "accessor")?;
-        let record = self
-            .core
-            .storage()
-            .token_by_accessor(&accessor)
+        token::by_accessor(self.core.storage(), &accessor)
             .await?
-            .ok_or_else(|| Error::invalid("invalid accessor"))?;
-        Ok(TokenEntry { record })
+            .ok_or_else(|| Error::invalid("invalid accessor"))
     }
 
     /// The `auth/token/` mount's default and max lease TTLs.
@@ -250,6 +248,9 @@ impl Tokens<'_> {
             }
             _ => fields.u64("num_uses")?.unwrap_or(0),
         };
+        if i64::try_from(num_uses).is_err() {
+            return Err(Error::invalid("num_uses is too large"));
+        }
         let renewable = fields.bool("renewable")?.unwrap_or(true);
         let meta = fields.string_map("meta")?.unwrap_or_default();
         let display_name = match fields.string("display_name")?.filter(|n| !n.is_empty()) {
@@ -274,7 +275,13 @@ impl Tokens<'_> {
         let now = now_nanos();
         let (default_ttl, max_ttl) = self.mount_ttls();
         let ttl = if is_root && ttl_asked == 0 && period == 0 && explicit_max_ttl == 0 {
-            // A root token asked for without a TTL does not expire.
+            // A root token asked for without a TTL does not expire, but
+            // only a root token that does not expire either may make one.
+            if parent.expire_at.is_some() {
+                return Err(Error::invalid(
+                    "expiring root tokens cannot create non-expiring root tokens",
+                ));
+            }
             0
         } else {
             let computed = ttl::calculate(&TtlRules {
@@ -308,7 +315,8 @@ impl Tokens<'_> {
             creation_ttl: ttl,
             explicit_max_ttl,
             period,
-            renewable,
+            // A token that does not expire has nothing to renew.
+            renewable: renewable && ttl > 0,
             orphan,
             token_type: "service".to_owned(),
             path: path.to_owned(),
@@ -343,33 +351,33 @@ impl Tokens<'_> {
         warnings: &mut Vec<String>,
     ) -> Result<Vec<String>, Error> {
         let parent = &self.req.token.record.policies;
+        let has = |name: &str| parent.iter().any(|p| p == name);
+        let parent_is_root = has(ROOT_POLICY);
         let mut policies = match asked {
             Some(asked) if !asked.is_empty() => asked,
-            _ => parent
-                .iter()
-                .filter(|p| *p != DEFAULT_POLICY)
-                .cloned()
-                .collect(),
+            _ => parent.clone(),
         };
+        if policies.iter().any(|p| p == ROOT_POLICY) {
+            // Not even sudo makes a root token: only root does.
+            if !parent_is_root {
+                return Err(Error::invalid(
+                    "root tokens may not be created without parent token being root",
+                ));
+            }
+            return Ok(vec![ROOT_POLICY.to_owned()]);
+        }
+        // `default` comes with a child only where its parent could give it.
+        let unchecked = privileged || parent_is_root;
+        if !no_default && (unchecked || has(DEFAULT_POLICY)) {
+            policies.push(DEFAULT_POLICY.to_owned());
+        }
         policies.sort();
         policies.dedup();
-        let parent_is_root = parent.iter().any(|p| p == ROOT_POLICY);
-        if !privileged && !parent_is_root {
-            let outside = policies
-                .iter()
-                .any(|p| p != DEFAULT_POLICY && !parent.contains(p));
-            if outside {
-                return Err(Error::invalid("child policies must be subset of parent"));
-            }
-        }
-        if policies.iter().any(|p| p == ROOT_POLICY) {
-            return Ok(vec![ROOT_POLICY.to_owned()]);
+        if !unchecked && policies.iter().any(|p| !has(p)) {
+            return Err(Error::invalid("child policies must be subset of parent"));
         }
         if no_default {
             policies.retain(|p| p != DEFAULT_POLICY);
-        } else if !policies.iter().any(|p| p == DEFAULT_POLICY) {
-            policies.push(DEFAULT_POLICY.to_owned());
-            policies.sort();
         }
         for name in &policies {
             if !self.core.policy_exists(name).await? {

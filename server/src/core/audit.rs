@@ -28,12 +28,15 @@ impl Core {
                 devices.push(running);
                 continue;
             }
-            let key = self
-                .barrier
-                .open_value(&audit::key_name(&record.uuid), &record.hmac_key)
-                .await
-                .map_err(|e| format!("its HMAC key does not open: {e}"))
-                .and_then(|bytes| Key::from_slice(&bytes).map_err(|e| e.to_string()));
+            let key = match &record.hmac_key {
+                None => Err("its HMAC key is missing from the database".to_owned()),
+                Some(sealed) => self
+                    .barrier
+                    .open_value(&audit::key_name(&record.uuid), sealed)
+                    .await
+                    .map_err(|e| format!("its HMAC key does not open: {e}"))
+                    .and_then(|bytes| Key::from_slice(&bytes).map_err(|e| e.to_string())),
+            };
             devices.push(Arc::new(Device::start(record, key)));
         }
         self.audit.install(devices);
@@ -64,6 +67,16 @@ impl Core {
         let options = fields.object("options")?.cloned().unwrap_or_default();
         let warnings = fields.unrecognized_warning().into_iter().collect();
         let options = FileOptions::parse(&options).map_err(Error::InvalidRequest)?;
+        // Before the file is touched: a refused enable changes nothing.
+        if self
+            .storage
+            .audit_devices()
+            .await?
+            .iter()
+            .any(|d| d.path == path)
+        {
+            return Err(Error::invalid("path already in use"));
+        }
         let target = options.target().map_err(Error::InvalidRequest)?;
         target.check().map_err(|e| {
             Error::invalid(format!(
@@ -83,7 +96,7 @@ impl Core {
             description,
             options: serde_json::to_string(&options).map_err(Error::internal)?,
             local,
-            hmac_key,
+            hmac_key: Some(hmac_key),
             created_at: now_nanos(),
         };
         match self.storage.create_audit_device(&record).await {

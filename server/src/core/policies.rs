@@ -15,6 +15,9 @@ use crate::policy::{
 use crate::storage::PolicyRecord;
 use crate::time::now_nanos;
 
+/// Policy sets whose ACL is kept at most.
+const MAX_CACHED_ACLS: usize = 1024;
+
 /// How long a cached ACL is trusted when other nodes share the database.
 const SHARED_ACL_TTL: Duration = Duration::from_secs(1);
 
@@ -51,6 +54,10 @@ impl AclCache {
 
     fn put(&self, key: Vec<String>, acl: Arc<Acl>, generation: u64, built: Instant) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.entries.len() >= MAX_CACHED_ACLS {
+            // Distinct policy sets are few in practice; start over if not.
+            inner.entries.clear();
+        }
         if inner.generation == generation {
             inner.entries.insert(key, CachedAcl { acl, built });
         }

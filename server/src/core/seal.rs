@@ -189,10 +189,21 @@ impl Core {
         tracing::info!("secretd sealed");
     }
 
+    /// Loads what an unsealed node serves with. The audit devices come
+    /// before the mount table: until the table is published no request
+    /// reaches a backend, so none is carried out unaudited. If loading
+    /// fails the node seals again rather than serve half-loaded.
     async fn after_unseal(&self) -> Result<(), Error> {
-        self.reload_mounts().await?;
-        self.reload_audit().await?;
-        self.ensure_default_policy().await?;
+        let loaded = async {
+            self.reload_audit().await?;
+            self.reload_mounts().await?;
+            self.ensure_default_policy().await
+        };
+        if let Err(err) = loaded.await {
+            tracing::error!(error = %err, "could not load the mount table, audit devices or policies; sealing again");
+            self.seal().await;
+            return Err(err);
+        }
         tracing::info!("secretd unsealed");
         Ok(())
     }

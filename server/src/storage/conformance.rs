@@ -924,6 +924,10 @@ pub async fn use_counts_are_spent_exactly_once(s: &Storage) {
     left.sort_unstable();
     assert_eq!(left, vec![0, 1, 2, 3, 4], "each use counted once");
     assert_eq!(s.use_token(&[1]).await.unwrap(), None);
+    assert!(
+        s.token(&[1]).await.unwrap().is_none(),
+        "the last use revoked it"
+    );
 }
 
 pub async fn renewal_moves_the_expiry_of_live_tokens_only(s: &Storage) {
@@ -935,6 +939,10 @@ pub async fn renewal_moves_the_expiry_of_live_tokens_only(s: &Storage) {
     assert_eq!(
         (renewed.expire_at, renewed.last_renewal),
         (Some(500), Some(50))
+    );
+    assert!(
+        !s.renew_token(&[1], Some(900), 500).await.unwrap(),
+        "an expired token cannot be renewed back to life"
     );
     s.revoke_token(&[1], false).await.unwrap();
     assert!(!s.renew_token(&[1], Some(900), 60).await.unwrap());
@@ -974,14 +982,14 @@ pub async fn audit_devices_round_trip(s: &Storage) {
         description: "main log".into(),
         options: r#"{"file_path":"/var/log/a.log"}"#.into(),
         local: false,
-        hmac_key: blob("audit"),
+        hmac_key: Some(blob("audit")),
         created_at: 5,
     };
     s.create_audit_device(&device).await.unwrap();
     assert_eq!(s.audit_devices().await.unwrap(), vec![device.clone()]);
     let mut clash = device.clone();
     clash.uuid = "33333333-3333-3333-3333-333333333333".into();
-    clash.hmac_key = blob("other");
+    clash.hmac_key = Some(blob("other"));
     assert!(matches!(
         s.create_audit_device(&clash).await,
         Err(StorageError::Conflict(_))

@@ -244,7 +244,9 @@ pub struct PolicyRecord {
 
 /// An enabled audit device. `options` is the device's options as JSON;
 /// `hmac_key` its HMAC key, sealed under the record name of
-/// `audit::key_name`. `Debug` leaves the key out.
+/// `audit::key_name`, or `None` if its data key is missing from a damaged
+/// database (the device then runs broken, failing closed). `Debug` leaves
+/// the key out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuditDeviceRecord {
     pub path: String,
@@ -253,7 +255,7 @@ pub struct AuditDeviceRecord {
     pub description: String,
     pub options: String,
     pub local: bool,
-    pub hmac_key: SealedBlob,
+    pub hmac_key: Option<SealedBlob>,
     pub created_at: UnixNanos,
 }
 
@@ -498,9 +500,9 @@ delegate! {
     /// The accessors of every live token.
     fn token_accessors(&self) -> Result<Vec<String>>;
     /// Counts one use of a token with a use limit: the uses left, or
-    /// `None` if it had none left (or is revoked).
+    /// `None` if it had none left (or is revoked). The last use revokes it.
     fn use_token(&self, hash: &[u8]) -> Result<Option<u64>>;
-    /// Moves a live token's expiry; false if it is not live.
+    /// Moves a live token's expiry; false if it is revoked or expired at `now`.
     fn renew_token(&self, hash: &[u8], expire_at: Option<UnixNanos>, now: UnixNanos) -> Result<bool>;
     /// Revokes a token and, in bounded batches, every token below it; with
     /// `orphan_children` its children are made orphans and kept instead.

@@ -593,11 +593,16 @@ macro_rules! impl_queries {
                 device: &$crate::storage::AuditDeviceRecord,
             ) -> Result<()> {
                 let device = device.clone();
+                let Some(key) = device.hmac_key.clone() else {
+                    return Err(StorageError::Corrupt(
+                        "an audit device without a key".into(),
+                    ));
+                };
                 self.write(
                     Touched::Nothing,
                     job(move |conn| {
                         Box::pin(async move {
-                            insert_data_key(&mut *conn, &device.hmac_key.dek).await?;
+                            insert_data_key(&mut *conn, &key.dek).await?;
                             sqlx::query(sql::INSERT_AUDIT_DEVICE)
                                 .bind(&device.path)
                                 .bind(&device.uuid)
@@ -605,8 +610,8 @@ macro_rules! impl_queries {
                                 .bind(&device.description)
                                 .bind(&device.options)
                                 .bind(device.local)
-                                .bind(&device.hmac_key.dek.id)
-                                .bind(&device.hmac_key.ciphertext)
+                                .bind(&key.dek.id)
+                                .bind(&key.ciphertext)
                                 .bind(device.created_at)
                                 .execute(&mut *conn)
                                 .await

@@ -323,8 +323,8 @@ pub(super) struct AuditDeviceRow {
     options: String,
     local: bool,
     hmac_dek: Vec<u8>,
-    hmac_term: i64,
-    hmac_wrapped: Vec<u8>,
+    hmac_term: Option<i64>,
+    hmac_wrapped: Option<Vec<u8>>,
     hmac_key: Vec<u8>,
     created_at: i64,
 }
@@ -338,14 +338,14 @@ impl AuditDeviceRow {
             description: self.description,
             options: self.options,
             local: self.local,
-            hmac_key: SealedBlob {
-                dek: DataKeyRecord {
-                    id: self.hmac_dek,
-                    term: to_u32(self.hmac_term, "audit key term")?,
-                    wrapped: self.hmac_wrapped,
-                },
-                ciphertext: self.hmac_key,
-            },
+            hmac_key: sealed_blob(
+                Some(self.hmac_dek),
+                self.hmac_term,
+                self.hmac_wrapped,
+                Some(self.hmac_key),
+            )
+            .ok()
+            .flatten(),
             created_at: self.created_at,
         })
     }

@@ -49,11 +49,14 @@ pub(super) const SELECT_TOKEN_BY_ACCESSOR: &str = "SELECT hash, accessor, parent
     WHERE accessor = $1 AND NOT revoked";
 pub(super) const SELECT_ACCESSORS: &str =
     "SELECT accessor FROM tokens WHERE NOT revoked ORDER BY accessor";
-/// A use of a token with a use limit; returns the uses left.
-pub(super) const USE_TOKEN: &str = "UPDATE tokens SET num_uses = num_uses - 1 \
-    WHERE hash = $1 AND num_uses > 0 AND NOT revoked RETURNING num_uses";
+/// A use of a token with a use limit; returns the uses left. The last use
+/// revokes the token in the same statement, so that no request can take a
+/// token with no uses left for one without a limit.
+pub(super) const USE_TOKEN: &str = "UPDATE tokens SET num_uses = num_uses - 1, \
+    revoked = (num_uses = 1) WHERE hash = $1 AND num_uses > 0 AND NOT revoked RETURNING num_uses";
+/// Renews a token that is live and not expired at $3.
 pub(super) const RENEW_TOKEN: &str = "UPDATE tokens SET expire_at = $2, last_renewal = $3 \
-    WHERE hash = $1 AND NOT revoked";
+    WHERE hash = $1 AND NOT revoked AND (expire_at IS NULL OR expire_at > $3)";
 pub(super) const REVOKE_TOKEN: &str = "UPDATE tokens SET revoked = TRUE WHERE hash = $1";
 /// Makes up to $2 children of a token orphans (revoke-orphan).
 pub(super) const ORPHAN_CHILDREN: &str = "UPDATE tokens SET parent = NULL, orphan = TRUE \
@@ -63,8 +66,11 @@ pub(super) const ORPHAN_CHILDREN: &str = "UPDATE tokens SET parent = NULL, orpha
 pub(super) const CASCADE_REVOCATION: &str = "UPDATE tokens SET revoked = TRUE \
     WHERE hash IN (SELECT c.hash FROM tokens c JOIN tokens p ON c.parent = p.hash \
     WHERE p.revoked AND NOT c.revoked LIMIT $1)";
+/// The outer `expire_at` check is evaluated again on a row another
+/// transaction renewed meanwhile (PostgreSQL), so a renewal is not undone.
 pub(super) const REVOKE_EXPIRED: &str = "UPDATE tokens SET revoked = TRUE \
-    WHERE hash IN (SELECT hash FROM tokens WHERE expire_at <= $1 AND NOT revoked LIMIT $2)";
+    WHERE hash IN (SELECT hash FROM tokens WHERE expire_at <= $1 AND NOT revoked LIMIT $2) \
+    AND expire_at <= $1";
 /// Deletes up to $1 revoked tokens none of whose children is still live.
 pub(super) const SWEEP_REVOKED: &str = "DELETE FROM tokens WHERE hash IN (SELECT t.hash \
     FROM tokens t WHERE t.revoked AND NOT EXISTS (SELECT 1 FROM tokens c \
@@ -82,7 +88,7 @@ pub(super) const DELETE_POLICY: &str = "DELETE FROM policies WHERE name = $1";
 
 pub(super) const SELECT_AUDIT_DEVICES: &str = "SELECT a.path, a.uuid, a.device_type, \
     a.description, a.options, a.local, a.hmac_dek, k.term AS hmac_term, k.wrapped AS hmac_wrapped, \
-    a.hmac_key, a.created_at FROM audit_devices a JOIN data_keys k ON k.id = a.hmac_dek \
+    a.hmac_key, a.created_at FROM audit_devices a LEFT JOIN data_keys k ON k.id = a.hmac_dek \
     ORDER BY a.path";
 pub(super) const INSERT_AUDIT_DEVICE: &str = "INSERT INTO audit_devices (path, uuid, \
     device_type, description, options, local, hmac_dek, hmac_key, created_at) \

@@ -54,13 +54,13 @@ impl Backend for SysBackend {
                 None => auth_methods(core, req, rest).await,
             };
         }
-        if let Some(name) = path.strip_prefix("policies/acl") {
-            let name = name.trim_start_matches('/');
-            return policies::handle(core, req, (!name.is_empty()).then_some(name), false).await;
+        // Only `policies/acl` and `policies/acl/NAME` (and the legacy
+        // `policy`, `policy/NAME`): the ACL was checked on exactly that path.
+        if let Some(name) = path.strip_prefix("policies/acl").and_then(policy_name) {
+            return policies::handle(core, req, name, false).await;
         }
-        if let Some(name) = path.strip_prefix("policy") {
-            let name = name.trim_start_matches('/');
-            return policies::handle(core, req, (!name.is_empty()).then_some(name), true).await;
+        if let Some(name) = path.strip_prefix("policy").and_then(policy_name) {
+            return policies::handle(core, req, name, true).await;
         }
         if path == "audit" {
             return audit::devices(core, req, None).await;
@@ -126,7 +126,8 @@ impl Backend for SysBackend {
         let name = req
             .path
             .strip_prefix("policies/acl/")
-            .or_else(|| req.path.strip_prefix("policy/"));
+            .or_else(|| req.path.strip_prefix("policy/"))
+            .filter(|name| !name.is_empty());
         match name {
             Some(name) => policies::exists(core, name).await,
             None => Ok(None),
@@ -139,6 +140,16 @@ impl Backend for SysBackend {
 
     fn checks_own_access(&self, path: &str) -> bool {
         path.starts_with("internal/ui/mounts")
+    }
+}
+
+/// After `policies/acl` or `policy`: `Some(None)` for the list (with or
+/// without a trailing slash), `Some(Some(name))` for one policy, `None`
+/// for any other path (`policies/aclx`).
+fn policy_name(rest: &str) -> Option<Option<&str>> {
+    match rest {
+        "" | "/" => Some(None),
+        _ => rest.strip_prefix('/').map(Some),
     }
 }
 

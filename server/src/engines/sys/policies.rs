@@ -17,6 +17,9 @@ pub(super) async fn handle(
     legacy: bool,
 ) -> Result<Response, Error> {
     use Operation::*;
+    if let Some(name) = name {
+        canonical(name)?;
+    }
     match (name, req.operation) {
         (None, List) | (None, Read) if legacy || req.operation == List => {
             let names = core.policy_names().await?;
@@ -60,6 +63,20 @@ pub(super) async fn handle(
         }
         _ => Err(Error::UnsupportedOperation),
     }
+}
+
+/// A policy name in a path must be written as it is stored (lower case,
+/// no surrounding spaces): the ACL was checked on the path as written, so
+/// `sys/policies/acl/ADMIN` must not act on `admin`, which a policy may
+/// deny. Vault folds the case instead.
+fn canonical(name: &str) -> Result<(), Error> {
+    let folded = crate::policy::normalize_name(name).map_err(Error::InvalidRequest)?;
+    if folded != name {
+        return Err(Error::invalid(format!(
+            "policy names are lower case without spaces: use {folded:?}"
+        )));
+    }
+    Ok(())
 }
 
 /// Vault accepts a policy document base64-encoded too.
@@ -113,10 +130,10 @@ pub(super) async fn capabilities(
             let accessor = fields
                 .string("accessor")?
                 .ok_or_else(|| Error::invalid("missing accessor"))?;
-            core.storage()
-                .token_by_accessor(&accessor)
+            crate::auth::token::by_accessor(core.storage(), &accessor)
                 .await?
                 .ok_or_else(|| Error::invalid("invalid accessor"))?
+                .record
         }
     };
     let mut paths = fields.string_list("paths")?.unwrap_or_default();

@@ -19,9 +19,21 @@ async fn policies_are_managed_like_vaults() {
     let app = App::dev().await;
     let r = app.root("LIST", "/v1/sys/policies/acl", None).await;
     assert_eq!(r.body["data"]["keys"], json!(["default", "root"]));
-    app.policy("Reader", READER).await;
+    let r = app
+        .root(
+            "PUT",
+            "/v1/sys/policies/acl/Reader",
+            Some(json!({"policy": READER})),
+        )
+        .await;
+    assert_eq!(
+        errors(&r),
+        vec!["policy names are lower case without spaces: use \"reader\""],
+        "Vault folds the case; secretd asks for the stored name"
+    );
+    app.policy("reader", READER).await;
     let r = app.root("GET", "/v1/sys/policies/acl/reader", None).await;
-    assert_eq!(r.body["data"]["name"], "reader", "names are lower-cased");
+    assert_eq!(r.body["data"]["name"], "reader");
     assert_eq!(r.body["data"]["policy"], READER);
     let r = app.root("GET", "/v1/sys/policy", None).await;
     assert_eq!(
@@ -283,7 +295,7 @@ async fn tokens_are_created_within_their_parents_powers() {
         ),
         (
             json!({"policies": ["root"]}),
-            "child policies must be subset of parent",
+            "root tokens may not be created without parent token being root",
         ),
         (
             json!({"no_parent": true}),
@@ -814,4 +826,217 @@ async fn mounts_can_be_tuned_and_auth_methods_listed() {
         .root("POST", "/v1/auth/token/create", Some(json!({})))
         .await;
     assert_eq!(r.body["auth"]["lease_duration"], 0);
+}
+
+/// Findings of the issue-3 security review, each pinned down.
+#[tokio::test]
+async fn sudo_cannot_mint_root_and_expiring_root_cannot_mint_permanent_root() {
+    let app = App::dev().await;
+    app.policy(
+        "token-admin",
+        "path \"auth/token/create*\" {\n  capabilities = [\"update\", \"sudo\"]\n}\n",
+    )
+    .await;
+    let admin = app.token(ROOT, json!({"policies": ["token-admin"]})).await;
+    for path in ["/v1/auth/token/create", "/v1/auth/token/create-orphan"] {
+        let r = app
+            .with_token(
+                &admin,
+                "POST",
+                path,
+                Some(json!({"policies": ["root"], "no_parent": true})),
+            )
+            .await;
+        assert_eq!(
+            errors(&r),
+            vec!["root tokens may not be created without parent token being root"],
+            "{path}"
+        );
+    }
+    // sudo still allows policies the parent lacks, as in Vault.
+    let r = app
+        .with_token(
+            &admin,
+            "POST",
+            "/v1/auth/token/create",
+            Some(json!({"policies": ["other"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+
+    let break_glass = app
+        .token(ROOT, json!({"policies": ["root"], "ttl": "1h"}))
+        .await;
+    let r = app
+        .with_token(
+            &break_glass,
+            "POST",
+            "/v1/auth/token/create-orphan",
+            Some(json!({"policies": ["root"]})),
+        )
+        .await;
+    assert_eq!(
+        errors(&r),
+        vec!["expiring root tokens cannot create non-expiring root tokens"]
+    );
+    let r = app
+        .with_token(
+            &break_glass,
+            "POST",
+            "/v1/auth/token/create",
+            Some(json!({"policies": ["root"], "ttl": "10m"})),
+        )
+        .await;
+    assert_eq!(r.body["auth"]["lease_duration"], 600);
+
+    // A token that never expires is not renewable.
+    let r = app
+        .root("POST", "/v1/auth/token/create", Some(json!({})))
+        .await;
+    assert_eq!(
+        (
+            r.body["auth"]["lease_duration"].clone(),
+            r.body["auth"]["renewable"].clone()
+        ),
+        (json!(0), json!(false))
+    );
+    let forever = r.body["auth"]["client_token"].as_str().unwrap().to_owned();
+    let r = app
+        .with_token(
+            &forever,
+            "POST",
+            "/v1/auth/token/renew-self",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(errors(&r), vec!["lease is not renewable"]);
+    let r = app
+        .root(
+            "POST",
+            "/v1/auth/token/create",
+            Some(json!({"num_uses": u64::MAX})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn children_get_default_only_where_their_parent_has_it() {
+    let app = App::dev().await;
+    app.policy(
+        "creator",
+        "path \"auth/token/create\" {\n  capabilities = [\"update\"]\n}\n",
+    )
+    .await;
+    let without = app
+        .token(
+            ROOT,
+            json!({"policies": ["creator"], "no_default_policy": true}),
+        )
+        .await;
+    let with = app.token(ROOT, json!({"policies": ["creator"]})).await;
+    // Checked against OpenBao 2.6.2.
+    for (parent, body, expected) in [
+        (
+            &without,
+            json!({"policies": ["creator"]}),
+            json!(["creator"]),
+        ),
+        (&without, json!({}), json!(["creator"])),
+        (
+            &without,
+            json!({"policies": ["creator", "default"]}),
+            json!("child policies must be subset of parent"),
+        ),
+        (
+            &with,
+            json!({"policies": ["creator"]}),
+            json!(["creator", "default"]),
+        ),
+        (&with, json!({}), json!(["creator", "default"])),
+        (
+            &with,
+            json!({"no_default_policy": true}),
+            json!(["creator"]),
+        ),
+    ] {
+        let r = app
+            .with_token(parent, "POST", "/v1/auth/token/create", Some(body.clone()))
+            .await;
+        let got = match r.status {
+            StatusCode::OK => r.body["auth"]["policies"].clone(),
+            _ => json!(errors(&r)[0]),
+        };
+        assert_eq!(got, expected, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn policy_names_in_paths_are_taken_exactly_as_the_acl_saw_them() {
+    let app = App::dev().await;
+    app.policy(
+        "admin",
+        "path \"*\" {\n  capabilities = [\"sudo\", \"update\"]\n}\n",
+    )
+    .await;
+    app.policy(
+        "delegate",
+        "path \"sys/policies/*\" {\n  capabilities = [\"create\", \"update\", \"read\"]\n}\n\
+         path \"sys/policies/acl/admin\" {\n  capabilities = [\"deny\"]\n}\n",
+    )
+    .await;
+    let delegate = app.token(ROOT, json!({"policies": ["delegate"]})).await;
+    let evil = json!({"policy": "path \"*\" {\n  capabilities = [\"read\"]\n}\n"});
+    let r = app
+        .with_token(
+            &delegate,
+            "PUT",
+            "/v1/sys/policies/acl/admin",
+            Some(evil.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    for path in [
+        "/v1/sys/policies/acl/ADMIN",
+        "/v1/sys/policies/acl/%20admin",
+    ] {
+        let r = app
+            .with_token(&delegate, "PUT", path, Some(evil.clone()))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(
+            errors(&r)[0].contains("lower case"),
+            "{path}: {:?}",
+            errors(&r)
+        );
+    }
+    let r = app
+        .with_token(&delegate, "PUT", "/v1/sys/policies/acladmin", Some(evil))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "no such path");
+    let r = app.root("GET", "/v1/sys/policies/acl/admin", None).await;
+    assert!(r.body["data"]["policy"].as_str().unwrap().contains("sudo"));
+}
+
+#[tokio::test]
+async fn an_expired_token_cannot_be_renewed_back_by_its_accessor() {
+    let app = App::dev().await;
+    let r = app
+        .root(
+            "POST",
+            "/v1/auth/token/create",
+            Some(json!({"policies": ["default"], "ttl": "1s"})),
+        )
+        .await;
+    let accessor = r.body["auth"]["accessor"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    for path in [
+        "/v1/auth/token/renew-accessor",
+        "/v1/auth/token/lookup-accessor",
+    ] {
+        let r = app
+            .root("POST", path, Some(json!({"accessor": accessor})))
+            .await;
+        assert_eq!(errors(&r), vec!["invalid accessor"], "{path}");
+    }
 }

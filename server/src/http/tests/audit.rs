@@ -309,3 +309,42 @@ async fn devices_survive_a_seal_and_keep_their_key() {
     app.root("GET", "/v1/sys/mounts", None).await;
     read_log(&file);
 }
+
+#[tokio::test]
+async fn a_device_cannot_be_pointed_at_a_file_that_is_not_an_audit_log() {
+    let app = App::dev().await;
+    let dir = tempfile::tempdir().unwrap();
+    let precious = dir.path().join("seal.key");
+    std::fs::write(&precious, b"0123456789abcdef\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&precious, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = app
+        .root(
+            "PUT",
+            "/v1/sys/audit/file",
+            Some(json!({"type": "file", "options": {"file_path": precious, "mode": "0644"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        errors(&r)[0].contains("other than a secretd audit log"),
+        "{:?}",
+        errors(&r)
+    );
+    assert_eq!(std::fs::read(&precious).unwrap(), b"0123456789abcdef\n");
+    let mode = std::fs::metadata(&precious).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "its mode was not changed");
+    // A refused enable at a path in use touches nothing either.
+    let log = dir.path().join("audit.log");
+    app.enable_file_audit("file", &log).await;
+    let other = dir.path().join("other.log");
+    let r = app
+        .root(
+            "PUT",
+            "/v1/sys/audit/file",
+            Some(json!({"type": "file", "options": {"file_path": other}})),
+        )
+        .await;
+    assert_eq!(errors(&r), vec!["path already in use"]);
+    assert!(!other.exists());
+}
