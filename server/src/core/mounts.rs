@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::fields::Fields;
 use super::{Core, Error};
 use crate::auth::TokenBackend;
+use crate::auth::kubernetes::KubernetesBackend;
 use crate::engines::Backend;
 use crate::engines::kv::KvBackend;
 use crate::engines::sys::SysBackend;
@@ -23,6 +24,7 @@ use crate::time::now_nanos;
 pub const TYPE_KV: &str = "kv";
 pub const TYPE_SYSTEM: &str = "system";
 pub const TYPE_TOKEN: &str = "token";
+pub const TYPE_KUBERNETES: &str = "kubernetes";
 
 /// Vault's system-wide lease limit: the default and the maximum TTL.
 pub const SYSTEM_MAX_LEASE_TTL: u64 = 768 * 3600;
@@ -81,6 +83,7 @@ fn backend_for(mount_type: &str) -> Option<Arc<dyn Backend>> {
         TYPE_KV => Some(Arc::new(KvBackend)),
         TYPE_SYSTEM => Some(Arc::new(SysBackend)),
         TYPE_TOKEN => Some(Arc::new(TokenBackend)),
+        TYPE_KUBERNETES => Some(Arc::new(KubernetesBackend)),
         #[cfg(test)]
         crate::auth::test_method::TYPE => {
             Some(Arc::new(crate::auth::test_method::TestLoginBackend))
