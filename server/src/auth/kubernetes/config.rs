@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use super::keys::VerifyingKey;
-use super::{Refusal, https, refuse_unknown};
+use super::{Refusal, https};
 use crate::core::{Error, Fields};
 
 /// Where kubelet puts a pod's own service-account token and cluster CA.
@@ -122,7 +122,7 @@ impl Config {
             disable_local_ca_jwt: f.bool("disable_local_ca_jwt")?.unwrap_or(false),
         };
         let disable_iss_validation = f.bool("disable_iss_validation")?;
-        refuse_unknown(&f)?;
+        f.refuse_unrecognized()?;
         let mut warnings = Vec::new();
         config.check_keys()?;
         if config.uses_token_review() {

@@ -9,8 +9,9 @@
 //!
 //! A missing or unknown role is a 400; any other failed login is a 403
 //! "permission denied" whose reason goes to the server log only, never
-//! with the JWT. Unknown parameters are refused (400) rather than ignored:
-//! a misspelt bound would otherwise loosen a role in silence.
+//! with the JWT. Unknown parameters are refused (400) rather than ignored,
+//! as Vault does with a warning: a misspelt bound or audience would
+//! otherwise leave a role looser than its author meant, in silence.
 //!
 //! The backend keeps no state of its own: records are sealed entries of
 //! the mount (`config`, `role/<name>`), read on every request, so every
@@ -119,7 +120,7 @@ impl Backend for KubernetesBackend {
             .string("jwt")?
             .filter(|j| !j.is_empty())
             .ok_or_else(|| Error::invalid("missing jwt"))?;
-        refuse_unknown(&fields)?;
+        fields.refuse_unrecognized()?;
         let unknown_role = || Error::invalid(format!("invalid role name \"{role_name}\""));
         if !role::valid_name(&role_name) {
             return Err(unknown_role());
@@ -239,21 +240,6 @@ fn role_path(name: &str) -> String {
 fn with_warnings(mut response: Response, warnings: Vec<String>) -> Response {
     response.warnings.extend(warnings);
     response
-}
-
-/// Vault ignores parameters it does not know, with a warning; secretd
-/// refuses them (400), since a misspelt field would silently leave a
-/// role or config weaker than its author meant.
-fn refuse_unknown(fields: &Fields<'_>) -> Result<(), Error> {
-    match fields.unrecognized_warning() {
-        None => Ok(()),
-        Some(warning) => {
-            let list = warning
-                .find('[')
-                .map_or(warning.as_str(), |at| &warning[at..]);
-            Err(Error::invalid(format!("unknown parameters: {list}")))
-        }
-    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::Refusal;
 use super::claims::ServiceAccount;
-use super::{Refusal, refuse_unknown};
 use crate::auth::method::TokenSettings;
 use crate::core::{Error, Fields};
 
@@ -58,7 +58,7 @@ impl Role {
             role.alias_name_source = source;
         }
         role.token.update(&mut fields)?;
-        refuse_unknown(&fields)?;
+        fields.refuse_unrecognized()?;
         check_bounds(NAMES, &role.bound_service_account_names)?;
         check_bounds(NAMESPACES, &role.bound_service_account_namespaces)?;
         let mut warnings = Vec::new();
