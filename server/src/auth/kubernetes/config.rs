@@ -34,7 +34,8 @@ pub struct Config {
     pub kubernetes_host: String,
     pub kubernetes_ca_cert: String,
     pub token_reviewer_jwt: Option<SecretString>,
-    /// Re-read at every login: kubelet rotates projected tokens.
+    /// Re-read at every login: kubelet rotates projected tokens. It must
+    /// hold a JWT (see `read_token_file`).
     pub token_reviewer_jwt_file: String,
     pub pem_keys: Vec<String>,
     pub jwks_url: String,
@@ -192,7 +193,7 @@ impl Config {
                     "token_reviewer_jwt_file must be an absolute path",
                 ));
             }
-            read_small_file(path)
+            read_token_file(path)
                 .map_err(|e| Error::invalid(format!("token_reviewer_jwt_file: {e}")))?;
         }
         let local_jwt = !self.disable_local_ca_jwt && Path::new(LOCAL_JWT).exists();
@@ -293,25 +294,56 @@ impl Config {
         } else {
             return Ok(None);
         };
-        read_small_file(Path::new(file))
+        read_token_file(Path::new(file))
             .map(Some)
             .map_err(|e| Refusal::new(format!("the reviewer token file {file}: {e}")))
     }
 }
 
-/// A file's trimmed text, refusing anything larger than a token or CA
-/// bundle could be. Kept in a zeroizing string: it may be a token.
+/// A file's trimmed text, refusing anything but a regular file no larger
+/// than a token or CA bundle could be (a FIFO or `/dev/zero` would hang or
+/// fill memory). Kept in a zeroizing string: it may be a token.
 fn read_small_file(path: &Path) -> Result<Zeroizing<String>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if meta.len() > MAX_FILE_LEN {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    if !file.metadata().map_err(|e| e.to_string())?.is_file() {
+        return Err("not a regular file".to_owned());
+    }
+    let mut text = Zeroizing::new(String::new());
+    file.take(MAX_FILE_LEN + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_FILE_LEN {
         return Err(format!("larger than {MAX_FILE_LEN} bytes"));
     }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| e.to_string())?);
     let trimmed = text.trim();
     if trimmed.is_empty() {
         return Err("the file is empty".to_owned());
     }
     Ok(Zeroizing::new(trimmed.to_owned()))
+}
+
+/// A reviewer token file, which must hold a JWT. The check keeps the
+/// file setting from turning into a way to send any file the server can
+/// read (a key, a password file) as a bearer token to a `kubernetes_host`
+/// of the config writer's choosing. The message never shows the content.
+fn read_token_file(path: &Path) -> Result<Zeroizing<String>, String> {
+    let token = read_small_file(path)?;
+    if !looks_like_jwt(&token) {
+        return Err("the file does not hold a JWT (three base64url parts)".to_owned());
+    }
+    Ok(token)
+}
+
+fn looks_like_jwt(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('.').collect();
+    text.len() <= super::claims::MAX_JWT_LEN
+        && parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// A secret kept in the (sealed) config: zeroized on drop, never printed.
@@ -333,5 +365,43 @@ impl Serialize for SecretString {
 impl<'de> Deserialize<'de> for SecretString {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(|s| SecretString(Zeroizing::new(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reviewer_files_must_hold_a_jwt() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        for (content, ok) in [
+            ("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln\n", true),
+            (
+                "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+                false,
+            ),
+            ("root:x:0:0:root:/root:/bin/bash", false),
+            ("a.b", false),
+            ("a..c", false),
+            ("", false),
+        ] {
+            std::fs::write(&file, content).unwrap();
+            let read = read_token_file(&file);
+            assert_eq!(read.is_ok(), ok, "{content:?}");
+            if let Err(e) = read {
+                let shown = !content.is_empty() && e.contains(content.trim());
+                assert!(!shown, "the error shows the file: {e}");
+            }
+        }
+        std::fs::write(&file, "x".repeat(MAX_FILE_LEN as usize + 1)).unwrap();
+        assert!(read_small_file(&file).unwrap_err().contains("larger"));
+        assert!(
+            read_small_file(Path::new("/dev/zero"))
+                .unwrap_err()
+                .contains("regular")
+        );
+        assert!(read_small_file(dir.path()).is_err());
     }
 }

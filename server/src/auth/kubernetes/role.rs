@@ -81,7 +81,10 @@ impl Role {
             NAMESPACES.into(),
             json!(self.bound_service_account_namespaces),
         );
-        data.insert("audience".into(), json!(self.audience));
+        // Shown only when set, as Vault.
+        if !self.audience.is_empty() {
+            data.insert("audience".into(), json!(self.audience));
+        }
         data.insert("alias_name_source".into(), json!(self.alias_name_source));
         self.token.output(&mut data);
         data

@@ -422,10 +422,21 @@ async fn without_a_reviewer_the_login_jwt_reviews_itself() {
 async fn the_reviewer_token_file_is_read_at_each_login() {
     let rsa = rsa_key();
     let server = ApiServer::start(rsa, &[("prod/app", UID)]).await;
-    server.cluster().reviewers.insert("reviewer-1".into());
+    // Projected tokens of secretd's own service account, as kubelet
+    // writes them; the cluster accepts the current one only.
+    let reviewer = |n: u32| {
+        rsa.sign(&projected(
+            "secretd",
+            &format!("reviewer-{n}"),
+            UID,
+            &[API_AUDIENCE],
+        ))
+    };
+    let (first, second) = (reviewer(1), reviewer(2));
+    server.cluster().reviewers.insert(first.clone());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
-    std::fs::write(&file, "reviewer-1\n").unwrap();
+    std::fs::write(&file, format!("{first}\n")).unwrap();
     let config = review_config(
         &server,
         json!({"token_reviewer_jwt_file": file.display().to_string()}),
@@ -437,11 +448,14 @@ async fn the_reviewer_token_file_is_read_at_each_login() {
     {
         let mut cluster = server.cluster();
         cluster.reviewers.clear();
-        cluster.reviewers.insert("reviewer-2".into());
+        cluster.reviewers.insert(second.clone());
     }
     refused(&config, &app_role(), &jwt, "service account unauthorized").await;
-    std::fs::write(&file, "reviewer-2\n").unwrap();
+    std::fs::write(&file, format!("{second}\n")).unwrap();
     login(&config, &app_role(), &jwt).await.unwrap();
+    // Whatever else the file comes to hold is never sent.
+    std::fs::write(&file, "not a token\n").unwrap();
+    refused(&config, &app_role(), &jwt, "does not hold a JWT").await;
 }
 
 #[tokio::test]
