@@ -56,6 +56,11 @@ impl std::fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     /// An RSA or EC (P-256, P-384) public key or certificate in PEM.
     pub fn from_pem(pem: &str) -> Result<VerifyingKey, String> {
+        // jsonwebtoken would take a private key too; it must not end up in
+        // a config that reads show.
+        if pem.contains("PRIVATE KEY-----") {
+            return Err("this is a private key: give the public key".to_owned());
+        }
         let pem = pem.trim().as_bytes();
         let (kind, key) = if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
             (KeyKind::Rsa, key)
@@ -277,5 +282,53 @@ fn claims_refusal(kind: &ErrorKind, rules: &Rules) -> Refusal {
             Refusal::new(format!("the JWT has no {claim} claim"))
         }
         other => Refusal::new(format!("the JWT cannot be used: {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_keys_are_classified_by_type() {
+        let rsa = super::super::testing::rsa_key();
+        assert_eq!(
+            VerifyingKey::from_pem(&rsa.public_pem).unwrap().kind,
+            KeyKind::Rsa
+        );
+        for (alg, kind) in [
+            (&rcgen::PKCS_ECDSA_P256_SHA256, KeyKind::P256),
+            (&rcgen::PKCS_ECDSA_P384_SHA384, KeyKind::P384),
+        ] {
+            let pair = rcgen::KeyPair::generate_for(alg).unwrap();
+            assert_eq!(
+                VerifyingKey::from_pem(&pair.public_key_pem()).unwrap().kind,
+                kind
+            );
+            // A certificate carries its key too.
+            let cert = rcgen::CertificateParams::new(vec!["x".to_owned()])
+                .unwrap()
+                .self_signed(&pair)
+                .unwrap();
+            assert_eq!(VerifyingKey::from_pem(&cert.pem()).unwrap().kind, kind);
+        }
+        let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        assert!(VerifyingKey::from_pem(&ed.public_key_pem()).is_err());
+        assert!(VerifyingKey::from_pem("not a key").is_err());
+        // A private key is not a public key.
+        assert!(VerifyingKey::from_pem(&rsa.private_pem).is_err());
+    }
+
+    #[test]
+    fn a_jwk_allows_only_its_own_algorithm() {
+        let rsa = super::super::testing::rsa_key();
+        let mut jwk: Jwk = serde_json::from_value(rsa.jwk()).unwrap();
+        let key = VerifyingKey::from_jwk(&jwk).unwrap();
+        assert!(key.allows(Algorithm::RS256) && !key.allows(Algorithm::PS256));
+        jwk.common.key_algorithm = None;
+        let key = VerifyingKey::from_jwk(&jwk).unwrap();
+        assert!(key.allows(Algorithm::PS512) && !key.allows(Algorithm::HS256));
+        jwk.common.public_key_use = Some(PublicKeyUse::Encryption);
+        assert!(VerifyingKey::from_jwk(&jwk).is_none());
     }
 }
