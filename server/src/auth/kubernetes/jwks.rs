@@ -7,6 +7,11 @@
 //! token carries a `kid` the cache lacks (key rotation). That last refresh
 //! happens at most once per [`KID_REFRESH_INTERVAL`], so a flood of tokens
 //! with made-up `kid`s costs the issuer one request, not one each.
+//!
+//! When a fetch fails, the next try waits [`RETRY_AFTER`], and meanwhile
+//! keys fetched from the same source within [`MAX_STALE`] still serve: an
+//! issuer outage does not stop logins at once, and a dropped key works at
+//! most that long.
 
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -23,6 +28,10 @@ use super::{Refusal, config::Config};
 pub const MAX_AGE: Duration = Duration::from_secs(3600);
 /// The least time between two refreshes caused by unknown `kid`s.
 pub const KID_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// How long after a failed fetch the next one may be tried.
+pub const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// The oldest keys used while the issuer cannot be reached.
+pub const MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 /// Where a mount's keys come from, as its config says.
@@ -52,6 +61,19 @@ struct Cached {
     keys: Arc<Vec<VerifyingKey>>,
     fetched: Option<Instant>,
     kid_refreshed: Option<Instant>,
+    /// The last failed fetch, if none succeeded since.
+    failed: Option<Instant>,
+}
+
+impl Cached {
+    /// Keys from `source` young enough to use while it cannot be reached.
+    fn stale_keys(&self, source: &Source, now: Instant) -> Option<Arc<Vec<VerifyingKey>>> {
+        let same = self.source.as_ref() == Some(source);
+        let young = self
+            .fetched
+            .is_some_and(|at| now.saturating_duration_since(at) < MAX_STALE);
+        (same && young).then(|| Arc::clone(&self.keys))
+    }
 }
 
 /// Per mount uuid; bounded, so unmounted mounts age out.
@@ -101,19 +123,60 @@ pub fn may_refresh_for_kid(last: Option<Instant>, now: Instant) -> bool {
     last.is_none_or(|at| now.saturating_duration_since(at) >= KID_REFRESH_INTERVAL)
 }
 
+/// Whether a fetch may be tried again after the last failure.
+pub fn may_retry(failed: Option<Instant>, now: Instant) -> bool {
+    failed.is_none_or(|at| now.saturating_duration_since(at) >= RETRY_AFTER)
+}
+
+/// Fetches the keys into the cache; on failure (or while waiting to
+/// retry one) leaves it as it was, serving stale keys of the same source
+/// if they are young enough.
 async fn refetch(cached: &mut Cached, source: &Source) -> Result<(), Refusal> {
-    let keys = fetch(source)
-        .await
-        .map_err(|e| Refusal::new(format!("cannot fetch the issuer's keys: {e}")))?;
-    tracing::info!(
-        jwks.url = %source.url,
-        jwks.keys = keys.len(),
-        "fetched the issuer's signing keys"
-    );
-    cached.source = Some(source.clone());
-    cached.keys = Arc::new(keys);
-    cached.fetched = Some(Instant::now());
-    Ok(())
+    let now = Instant::now();
+    let same_source = cached.source.as_ref() == Some(source);
+    if same_source && !may_retry(cached.failed, now) {
+        return match cached.stale_keys(source, now) {
+            Some(_) => Ok(()),
+            None => Err(Refusal::new(
+                "the issuer's keys could not be fetched a moment ago; not trying again yet",
+            )),
+        };
+    }
+    match fetch(source).await {
+        Ok(keys) => {
+            tracing::info!(
+                jwks.url = %source.url,
+                jwks.keys = keys.len(),
+                "fetched the issuer's signing keys"
+            );
+            cached.source = Some(source.clone());
+            cached.keys = Arc::new(keys);
+            cached.fetched = Some(Instant::now());
+            cached.failed = None;
+            Ok(())
+        }
+        Err(e) => {
+            if !same_source {
+                // Keys of another source are of no use any more.
+                *cached = Cached {
+                    source: Some(source.clone()),
+                    ..Cached::default()
+                };
+            }
+            cached.failed = Some(now);
+            match cached.stale_keys(source, now) {
+                Some(_) => {
+                    tracing::warn!(
+                        jwks.url = %source.url,
+                        error = %e,
+                        "cannot fetch the issuer's signing keys; using the ones fetched before"
+                    );
+                    Ok(())
+                }
+                None => Err(Refusal::new(format!("cannot fetch the issuer's keys: {e}"))),
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -200,5 +263,43 @@ mod tests {
             t0 + KID_REFRESH_INTERVAL - Duration::from_millis(1)
         ));
         assert!(may_refresh_for_kid(Some(t0), t0 + KID_REFRESH_INTERVAL));
+    }
+
+    #[test]
+    fn failed_fetches_are_retried_after_a_pause() {
+        let t0 = Instant::now();
+        assert!(may_retry(None, t0));
+        assert!(!may_retry(
+            Some(t0),
+            t0 + RETRY_AFTER - Duration::from_millis(1)
+        ));
+        assert!(may_retry(Some(t0), t0 + RETRY_AFTER));
+    }
+
+    #[test]
+    fn stale_keys_serve_only_for_their_source_and_not_for_ever() {
+        let source = |url: &str| Source {
+            url: url.to_owned(),
+            discovery: false,
+            ca_pem: String::new(),
+            issuer: String::new(),
+        };
+        let t0 = Instant::now();
+        let cached = Cached {
+            source: Some(source("https://a/keys")),
+            fetched: Some(t0),
+            ..Cached::default()
+        };
+        assert!(
+            cached
+                .stale_keys(&source("https://a/keys"), t0 + MAX_AGE)
+                .is_some()
+        );
+        assert!(cached.stale_keys(&source("https://b/keys"), t0).is_none());
+        assert!(
+            cached
+                .stale_keys(&source("https://a/keys"), t0 + MAX_STALE)
+                .is_none()
+        );
     }
 }

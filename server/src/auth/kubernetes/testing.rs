@@ -229,12 +229,12 @@ pub struct ApiServer {
     pub reviews: Arc<AtomicUsize>,
     pub jwks_fetches: Arc<AtomicUsize>,
     pub pki: Pki,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    handle: axum_server::Handle<SocketAddr>,
 }
 
 impl Drop for ApiServer {
     fn drop(&mut self) {
-        self.task.abort();
+        self.handle.shutdown();
     }
 }
 
@@ -278,16 +278,24 @@ impl ApiServer {
             .route("/openid/v1/jwks", get(jwks))
             .with_state(shared.clone());
         let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(pki.server.clone()));
-        let server = axum_server::from_tcp_rustls(listener, tls).unwrap();
-        let task = tokio::spawn(server.serve(app.into_make_service()));
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, tls)
+            .unwrap()
+            .handle(handle.clone());
+        tokio::spawn(server.serve(app.into_make_service()));
         ApiServer {
             url,
             cluster,
             reviews: shared.reviews,
             jwks_fetches: shared.jwks_fetches,
             pki,
-            task,
+            handle,
         }
+    }
+
+    /// Stops serving: open connections are closed, new ones refused.
+    pub fn stop(&self) {
+        self.handle.shutdown();
     }
 
     pub fn cluster(&self) -> std::sync::MutexGuard<'_, Cluster> {

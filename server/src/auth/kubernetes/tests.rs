@@ -307,6 +307,41 @@ async fn a_jwks_is_fetched_cached_and_refreshed_for_a_new_kid() {
 }
 
 #[tokio::test]
+async fn an_unreachable_issuer_is_not_hammered() {
+    let rsa = rsa_key();
+    let server = ApiServer::start(rsa, &[]).await;
+    let config = config(json!({
+        "jwks_url": format!("{}/openid/v1/jwks", server.url),
+        "jwks_ca_pem": server.pki.ca_pem,
+        "issuer": ISSUER,
+    }));
+    let role = app_role();
+    let claims = projected("prod", "app", UID, &["vault"]);
+    let (known, fresh) = (mount(), mount());
+    login_on(&known, &config, &role, &rsa.sign(&claims))
+        .await
+        .unwrap();
+    server.stop();
+    // Keys fetched before still serve; a new kid cannot be looked up.
+    login_on(&known, &config, &role, &rsa.sign(&claims))
+        .await
+        .unwrap();
+    let new_kid = rsa.sign_with_kid("rotated", &claims);
+    refused_on(&known, &config, &role, &new_kid, "kid").await;
+    // A mount with nothing cached fails (and waits before trying again:
+    // `jwks::may_retry`).
+    refused_on(&fresh, &config, &role, &rsa.sign(&claims), "cannot fetch").await;
+    refused_on(
+        &fresh,
+        &config,
+        &role,
+        &rsa.sign(&claims),
+        "the issuer's keys",
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn oidc_discovery_finds_the_jwks() {
     let rsa = rsa_key();
     let server = ApiServer::start(rsa, &[]).await;
