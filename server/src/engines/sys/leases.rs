@@ -1,5 +1,6 @@
 //! `sys/leases/*`: look up, list, renew and revoke leases (Vault's API).
 
+use secretd_client::wire::LeaseLookup;
 use serde_json::{Map, Value, json};
 
 use crate::core::{Core, Error, Fields, Operation, Response};
@@ -67,15 +68,14 @@ fn lease_id(req: &BackendRequest<'_>, tail: &str) -> Result<String, Error> {
 
 async fn lookup(core: &Core, req: &BackendRequest<'_>) -> Result<Response, Error> {
     let lease = core.lookup_lease(&lease_id(req, "")?).await?;
-    let now = now_nanos();
-    Ok(Response::data(json!({
-        "id": lease.id,
-        "issue_time": rfc3339(lease.issued_at),
-        "expire_time": rfc3339(lease.expire_at),
-        "last_renewal": lease.last_renewal.map(rfc3339),
-        "renewable": lease.renewable && !lease.irrevocable,
-        "ttl": seconds_between(now, lease.expire_at),
-    })))
+    Ok(Response::data(LeaseLookup {
+        ttl: seconds_between(now_nanos(), lease.expire_at),
+        issue_time: rfc3339(lease.issued_at),
+        expire_time: rfc3339(lease.expire_at),
+        last_renewal: lease.last_renewal.map(rfc3339),
+        renewable: lease.renewable && !lease.irrevocable,
+        id: lease.id,
+    }))
 }
 
 /// `LIST sys/leases/lookup/<prefix>/`: the names directly below the
