@@ -128,6 +128,9 @@ pub enum Command {
     /// Enable, disable and list audit devices; verify audit files.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Look up, renew, revoke and list the leases of dynamic secrets.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
     /// Log in with an auth method (kubernetes or ldap); the token is saved
     /// to the token file later commands use.
     Login(LoginArgs),
@@ -137,6 +140,38 @@ pub enum Command {
     Read(RawArgs),
     /// Write to any API path: write sys/policies/acl/dev policy=@dev.hcl.
     Write(RawWriteArgs),
+}
+
+/// `lease ...`.
+#[derive(Subcommand)]
+pub enum LeaseCommand {
+    /// A lease's issue and expiry times and TTL.
+    Lookup {
+        /// The lease id, e.g. database/creds/ro/AbC...
+        lease_id: String,
+    },
+    /// Renew a lease: a new TTL counted from now, capped by its maximum.
+    Renew {
+        lease_id: String,
+        /// The TTL to ask for (default: the role's).
+        #[arg(long, value_name = "DURATION")]
+        increment: Option<String>,
+    },
+    /// Revoke a lease (its secret is taken back before this returns), or
+    /// with --prefix every lease under a prefix (sudo).
+    Revoke {
+        /// The lease id, or with --prefix a prefix such as database/creds/ro.
+        lease_id: String,
+        /// Revoke every lease whose id starts with LEASE_ID.
+        #[arg(long)]
+        prefix: bool,
+        /// Forget the leases under the prefix WITHOUT revoking their
+        /// secrets (sudo): for irrevocable leases cleaned up by hand.
+        #[arg(long, requires = "prefix")]
+        force: bool,
+    },
+    /// List the lease ids under a prefix (sudo): database/creds/ro.
+    List { prefix: String },
 }
 
 /// The auth methods `login` knows.

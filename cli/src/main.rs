@@ -9,6 +9,7 @@ mod args;
 mod audit;
 mod cli;
 mod kv;
+mod lease;
 mod login;
 mod mounts;
 mod operator;
@@ -195,6 +196,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Policy(p) => policy::run(&ctx, p).await,
         Command::Auth(a) => mounts::auth(&ctx, a).await,
         Command::Audit(a) => audit::run(&ctx, a).await,
+        Command::Lease(l) => lease::run(&ctx, l).await,
         Command::Login(a) => login::login(&ctx, a).await,
         Command::Logout(a) => login::logout(&ctx, a).await,
         Command::Read(a) => raw::read(&ctx, a).await,

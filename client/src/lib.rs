@@ -78,6 +78,8 @@ mod error;
 #[cfg(feature = "http")]
 mod kv2;
 #[cfg(feature = "http")]
+mod lease;
+#[cfg(feature = "http")]
 mod logical;
 #[cfg(feature = "http")]
 mod login;
@@ -103,6 +105,8 @@ pub use client::Client;
 pub use error::Error;
 #[cfg(feature = "http")]
 pub use kv2::{Kv2, KvSecret};
+#[cfg(feature = "http")]
+pub use lease::{LeaseApi, LeaseRenewal};
 #[cfg(feature = "http")]
 pub use logical::{Logical, LogicalResponse};
 #[cfg(feature = "http")]

@@ -639,3 +639,46 @@ async fn ldap_login_puts_the_user_in_the_path_and_the_password_in_the_body() {
         "bad user names never leave the client"
     );
 }
+
+#[tokio::test]
+async fn lease_calls_speak_sys_leases() {
+    let lookup = r#"{"request_id":"r","lease_id":"","renewable":false,"lease_duration":0,
+      "data":{"id":"db/creds/ro/abc","issue_time":"2026-01-01T00:00:00Z",
+      "expire_time":"2026-01-01T01:00:00Z","last_renewal":null,"renewable":true,"ttl":3599},
+      "wrap_info":null,"warnings":null,"auth":null}"#;
+    let renew = r#"{"request_id":"r","lease_id":"db/creds/ro/abc","renewable":true,
+      "lease_duration":600,"data":null,"wrap_info":null,"warnings":["capped"],"auth":null}"#;
+    let server = FakeServer::start(vec![
+        (200, lookup),
+        (200, renew),
+        (204, ""),
+        (204, ""),
+        (404, r#"{"errors":[]}"#),
+    ])
+    .await;
+    let leases = server.client().lease();
+    let found = leases.lookup("db/creds/ro/abc").await.unwrap();
+    assert_eq!((found.ttl, found.renewable), (3599, true));
+    let renewed = leases.renew("db/creds/ro/abc", Some(600)).await.unwrap();
+    assert_eq!(renewed.lease_duration, 600);
+    assert_eq!(renewed.warnings, vec!["capped"]);
+    leases.revoke("db/creds/ro/abc").await.unwrap();
+    leases.revoke_prefix("/db/creds/").await.unwrap();
+    assert!(leases.list("db/creds").await.unwrap().is_empty());
+    let requests = server.requests();
+    assert_eq!(requests[0].target, "/v1/sys/leases/lookup");
+    assert_eq!(requests[0].json(), json!({"lease_id": "db/creds/ro/abc"}));
+    assert_eq!(
+        requests[1].json(),
+        json!({"lease_id": "db/creds/ro/abc", "increment": 600})
+    );
+    assert_eq!(
+        requests[2].json(),
+        json!({"lease_id": "db/creds/ro/abc", "sync": true})
+    );
+    assert_eq!(requests[3].target, "/v1/sys/leases/revoke-prefix/db/creds");
+    assert_eq!(
+        (requests[4].method.as_str(), requests[4].target.as_str()),
+        ("LIST", "/v1/sys/leases/lookup/db/creds/")
+    );
+}

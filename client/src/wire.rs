@@ -296,6 +296,18 @@ pub struct KeyStatus {
 // ---------------------------------------------------------------------------
 // Tokens.
 
+/// `PUT sys/leases/lookup`: a lease's times (RFC 3339) and TTL.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseLookup {
+    pub id: String,
+    pub issue_time: String,
+    pub expire_time: String,
+    #[serde(default)]
+    pub last_renewal: Option<String>,
+    pub renewable: bool,
+    pub ttl: u64,
+}
+
 /// `GET auth/token/lookup-self` and friends. `Debug` leaves out `id`
 /// (the token itself).
 #[derive(Clone, Default, Serialize, Deserialize)]
