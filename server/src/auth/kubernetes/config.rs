@@ -123,6 +123,13 @@ impl Config {
             disable_local_ca_jwt: f.bool("disable_local_ca_jwt")?.unwrap_or(false),
         };
         let disable_iss_validation = f.bool("disable_iss_validation")?;
+        // Accepted when false, as clients such as Terraform send it.
+        if f.bool("use_annotations_as_alias_metadata")? == Some(true) {
+            return Err(Error::invalid(
+                "use_annotations_as_alias_metadata is not supported by secretd \
+                 (it has no identity entities)",
+            ));
+        }
         f.refuse_unrecognized()?;
         let mut warnings = Vec::new();
         config.check_keys()?;

@@ -57,6 +57,17 @@ impl Role {
             }
             role.alias_name_source = source;
         }
+        // Accepted empty, as clients such as Terraform send it; a selector
+        // would need the cluster's namespace labels.
+        if fields
+            .string("bound_service_account_namespace_selector")?
+            .is_some_and(|s| !s.is_empty())
+        {
+            return Err(Error::invalid(
+                "bound_service_account_namespace_selector is not supported by secretd; \
+                 list the namespaces (globs allowed) in bound_service_account_namespaces",
+            ));
+        }
         role.token.update(&mut fields)?;
         fields.refuse_unrecognized()?;
         check_bounds(NAMES, &role.bound_service_account_names)?;

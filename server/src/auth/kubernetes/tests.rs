@@ -570,6 +570,11 @@ fn configs_are_checked_when_written() {
             "unknown parameters: [kubernets_ca_cert]",
         ),
         (
+            json!({"jwks_url": "https://x/keys", "issuer": "i",
+            "use_annotations_as_alias_metadata": true}),
+            "not supported",
+        ),
+        (
             json!({"kubernetes_host": "https://h", "kubernetes_ca_cert": Pki::new().ca_pem,
             "token_reviewer_jwt_file": "relative/path"}),
             "absolute",
@@ -609,7 +614,12 @@ fn roles_are_checked_when_written() {
         (
             json!({"bound_service_account_names": "a", "bound_service_account_namespaces": "a",
             "bound_service_account_namespace_selector": "{}"}),
-            "unknown parameters",
+            "not supported",
+        ),
+        (
+            json!({"bound_service_account_names": "a", "bound_service_account_namespaces": "a",
+            "bound_service_account_namespace_selector": "", "bound_service_acount_names": "b"}),
+            "unknown parameters: [bound_service_acount_names]",
         ),
     ] {
         let error = write(body.clone());

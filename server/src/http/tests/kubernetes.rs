@@ -243,7 +243,8 @@ async fn config_and_roles_are_checked_and_the_reviewer_jwt_never_shown() {
     app.write_ok(
         "/v1/auth/kubernetes/config",
         json!({"kubernetes_host": "https://10.96.0.1:443", "kubernetes_ca_cert": ca,
-            "token_reviewer_jwt": "reviewer-secret", "disable_local_ca_jwt": true}),
+            "token_reviewer_jwt": "reviewer-secret", "disable_local_ca_jwt": true,
+            "use_annotations_as_alias_metadata": false}),
     )
     .await;
     let r = app.root("GET", "/v1/auth/kubernetes/config", None).await;
@@ -284,7 +285,9 @@ async fn config_and_roles_are_checked_and_the_reviewer_jwt_never_shown() {
     // An update changes only what it names.
     app.write_ok(
         "/v1/auth/kubernetes/role/web",
-        json!({"audience": "vault", "policies": "web"}),
+        // Empty settings secretd lacks are accepted, as Terraform sends them.
+        json!({"audience": "vault", "policies": "web", "token_bound_cidrs": [],
+            "bound_service_account_namespace_selector": ""}),
     )
     .await;
     let r = app.root("GET", "/v1/auth/kubernetes/role/web", None).await;
