@@ -25,7 +25,9 @@ Flags may also be written with one dash, as with `vault`: -policy=reader.
 
 The server, token and CA file come from the flags, else from SECRETD_ADDR,
 SECRETD_TOKEN and SECRETD_CACERT, else from VAULT_ADDR, VAULT_TOKEN and
-VAULT_CACERT. The default address is https://127.0.0.1:8200. `policy fmt` and
+VAULT_CACERT. The default address is https://127.0.0.1:8200. Without a token
+from those, the one `login` saved is used: the file SECRETD_TOKEN_FILE, else
+~/.secretd-token (mode 0600; refused if others can read it). `policy fmt` and
 `audit verify` need no server.
 
 Exit codes:
@@ -126,10 +128,71 @@ pub enum Command {
     /// Enable, disable and list audit devices; verify audit files.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Log in with an auth method (kubernetes or ldap); the token is saved
+    /// to the token file later commands use.
+    Login(LoginArgs),
+    /// Revoke the saved token and delete the token file.
+    Logout(LogoutArgs),
     /// Read any API path: read sys/mounts; k=v pairs are query parameters.
     Read(RawArgs),
     /// Write to any API path: write sys/policies/acl/dev policy=@dev.hcl.
     Write(RawWriteArgs),
+}
+
+/// The auth methods `login` knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoginMethod {
+    /// A Kubernetes service-account token (JWT).
+    Kubernetes,
+    /// An LDAP user name and password.
+    Ldap,
+}
+
+impl LoginMethod {
+    /// The mount a method is usually enabled at.
+    pub fn default_mount(self) -> &'static str {
+        match self {
+            LoginMethod::Kubernetes => "kubernetes",
+            LoginMethod::Ldap => "ldap",
+        }
+    }
+}
+
+/// `login`.
+#[derive(Args)]
+pub struct LoginArgs {
+    /// The auth method.
+    #[arg(long, value_enum)]
+    pub method: LoginMethod,
+    /// Where the method is mounted, below auth/ (default: the method's
+    /// name).
+    #[arg(long, value_name = "PATH")]
+    pub mount: Option<String>,
+    /// kubernetes: the role to log in as.
+    #[arg(long)]
+    pub role: Option<String>,
+    /// kubernetes: the service-account token file, read at each login
+    /// (default: /var/run/secrets/kubernetes.io/serviceaccount/token).
+    #[arg(long, value_name = "FILE")]
+    pub jwt_path: Option<std::path::PathBuf>,
+    /// ldap: the user name.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// ldap: a file holding the password (`-`: stdin). Without it the
+    /// password is asked for without echo, or read from stdin.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<std::path::PathBuf>,
+    /// Print the token instead of saving it.
+    #[arg(long)]
+    pub no_store: bool,
+}
+
+/// `logout`.
+#[derive(Args)]
+pub struct LogoutArgs {
+    /// Only delete the token file; leave the token valid.
+    #[arg(long)]
+    pub no_revoke: bool,
 }
 
 /// `put` and `patch`.

@@ -9,6 +9,7 @@ mod args;
 mod audit;
 mod cli;
 mod kv;
+mod login;
 mod mounts;
 mod operator;
 mod output;
@@ -194,6 +195,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Policy(p) => policy::run(&ctx, p).await,
         Command::Auth(a) => mounts::auth(&ctx, a).await,
         Command::Audit(a) => audit::run(&ctx, a).await,
+        Command::Login(a) => login::login(&ctx, a).await,
+        Command::Logout(a) => login::logout(&ctx, a).await,
         Command::Read(a) => raw::read(&ctx, a).await,
         Command::Write(a) => raw::write(&ctx, a).await,
     }
@@ -208,6 +211,10 @@ fn build_client(global: &Global) -> Result<Client, Failure> {
         builder = builder.address(address);
     }
     if let Some(token) = global.token.as_ref().filter(|t| !t.is_empty()) {
+        builder = builder.token(token.as_str());
+    } else if !builder.has_token()
+        && let Some(token) = login::read_token_file()?
+    {
         builder = builder.token(token.as_str());
     }
     if let Some(ca) = given(&global.ca_cert) {

@@ -89,6 +89,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether a token is set (by [`ClientBuilder::token`] or the
+    /// environment).
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
     /// The token sent as `X-Vault-Token` with every request.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(Zeroizing::new(token.into()));

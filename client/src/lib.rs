@@ -3,8 +3,9 @@
 //! With the default `http` feature this crate is an async HTTP client
 //! ([`Client`]) for the KV version 2 engine ([`Kv2`]), the `sys/` API
 //! ([`Sys`]: seal lifecycle, mounts, policies, auth methods, audit
-//! devices), the token API ([`TokenApi`]) and any other path
-//! ([`Logical`]). It works against secretd, HashiCorp Vault and OpenBao
+//! devices), the token API ([`TokenApi`]), logins with the Kubernetes and
+//! LDAP auth methods ([`Client::login_kubernetes`], [`Client::login_ldap`])
+//! and any other path ([`Logical`]). It works against secretd, HashiCorp Vault and OpenBao
 //! alike. Without the feature it is only the JSON wire types ([`wire`]),
 //! Go-style durations ([`duration`]) and the audit hash chain
 //! ([`audit`]), which the server shares.
@@ -78,6 +79,8 @@ mod error;
 mod kv2;
 #[cfg(feature = "http")]
 mod logical;
+#[cfg(feature = "http")]
+mod login;
 #[cfg(feature = "http")]
 mod sys;
 #[cfg(feature = "http")]

@@ -570,3 +570,72 @@ async fn logical_requests_reach_any_path() {
     );
     assert_eq!(server.requests()[3].json(), json!({"policies": "reader"}));
 }
+
+const LOGIN_ANSWER: &str = r#"{"request_id":"r","lease_id":"","renewable":false,"lease_duration":0,
+  "data":null,"wrap_info":null,"warnings":null,"auth":{"client_token":"hvs.new","accessor":"acc",
+  "policies":["default","dev"],"token_policies":["default","dev"],"metadata":{"role":"dev"},
+  "lease_duration":3600,"renewable":true,"entity_id":"","token_type":"service","orphan":true,
+  "mfa_requirement":null,"num_uses":0}}"#;
+
+#[tokio::test]
+async fn kubernetes_login_reads_the_token_file_at_each_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwt = dir.path().join("token");
+    std::fs::write(&jwt, "eyJ.first\n").unwrap();
+    let server = FakeServer::start(vec![(200, LOGIN_ANSWER), (200, LOGIN_ANSWER)]).await;
+    let client = server.client();
+    let auth = client.login_kubernetes("/k8s/", "dev", &jwt).await.unwrap();
+    assert_eq!(auth.client_token.as_str(), "hvs.new");
+    assert_eq!(auth.metadata["role"], "dev");
+    assert_eq!(auth.lease_duration, 3600);
+    // The kubelet replaced the projected token: the next login sends it.
+    std::fs::write(&jwt, "eyJ.second").unwrap();
+    client.login_kubernetes("k8s", "dev", &jwt).await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(requests[0].target, "/v1/auth/k8s/login");
+    assert_eq!(
+        requests[0].json(),
+        json!({"role": "dev", "jwt": "eyJ.first"})
+    );
+    assert_eq!(
+        requests[1].json(),
+        json!({"role": "dev", "jwt": "eyJ.second"})
+    );
+
+    let missing = client
+        .login_kubernetes("k8s", "dev", dir.path().join("nope"))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, Error::Config(_)), "{missing:?}");
+}
+
+#[tokio::test]
+async fn ldap_login_puts_the_user_in_the_path_and_the_password_in_the_body() {
+    let server = FakeServer::start(vec![
+        (200, LOGIN_ANSWER),
+        (
+            400,
+            r#"{"errors":["ldap operation failed: failed to bind as user"]}"#,
+        ),
+    ])
+    .await;
+    let client = server.client();
+    let auth = client.login_ldap("ldap", "alice", "pw").await.unwrap();
+    assert_eq!(auth.policies, vec!["default", "dev"]);
+    let bad = client
+        .login_ldap("ldap", "alice", "wrong")
+        .await
+        .unwrap_err();
+    assert_eq!(bad.status(), Some(400));
+    let requests = server.requests();
+    assert_eq!(requests[0].target, "/v1/auth/ldap/login/alice");
+    assert_eq!(requests[0].json(), json!({"password": "pw"}));
+    assert!(client.login_ldap("ldap", "a/b", "pw").await.is_err());
+    assert!(client.login_ldap("ldap", "", "pw").await.is_err());
+    assert_eq!(
+        server.requests().len(),
+        2,
+        "bad user names never leave the client"
+    );
+}

@@ -1,5 +1,9 @@
-//! Authentication: the token store, mounted at `auth/token/`.
+//! Authentication: the token store, mounted at `auth/token/`, and what
+//! the auth methods that log callers in share.
 
+pub mod method;
+#[cfg(test)]
+pub mod test_method;
 pub mod token;
 mod token_store;
 pub mod ttl;

@@ -124,6 +124,8 @@ pub fn root_token_record(hash: Vec<u8>, accessor: String, now: UnixNanos) -> Tok
         token_type: "service".to_owned(),
         path: "auth/token/root".to_owned(),
         last_renewal: None,
+        auth_mount: None,
+        internal: None,
     }
 }
 

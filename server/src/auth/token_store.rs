@@ -11,12 +11,13 @@ use async_trait::async_trait;
 use secretd_client::wire;
 use serde_json::Value;
 
+use super::method::open_internal;
 use super::token::{self, TokenEntry, generate_accessor, generate_token};
 use super::ttl::{self, TtlRules};
-use crate::core::{ClientToken, Core, Error, Fields, Operation, Response};
-use crate::engines::{Backend, BackendRequest, matches_any};
+use crate::core::{ClientToken, Core, Error, Fields, LoginTerms, Operation, Response};
+use crate::engines::{Backend, BackendRequest, RenewLogin, matches_any};
 use crate::policy::{Capabilities, DEFAULT_POLICY, ROOT_POLICY, normalize_name};
-use crate::storage::{StorageError, TokenRecord};
+use crate::storage::{MountRecord, StorageError, TokenRecord};
 use crate::time::{self as clock, now_nanos};
 
 /// Root-protected token paths.
@@ -179,19 +180,7 @@ impl Tokens<'_> {
 
     /// The `auth/token/` mount's default and max lease TTLs.
     fn mount_ttls(&self) -> (u64, u64) {
-        let config: wire::MountConfigOutput =
-            serde_json::from_str(&self.req.mount.config).unwrap_or_default();
-        let or_system = |t: u64| {
-            if t == 0 {
-                crate::core::mounts::SYSTEM_MAX_LEASE_TTL
-            } else {
-                t
-            }
-        };
-        (
-            or_system(config.default_lease_ttl),
-            or_system(config.max_lease_ttl),
-        )
+        crate::core::mounts::lease_ttls(self.req.mount)
     }
 
     async fn create(&self, orphan_endpoint: bool, path: &str) -> Result<Response, Error> {
@@ -321,6 +310,8 @@ impl Tokens<'_> {
             token_type: "service".to_owned(),
             path: path.to_owned(),
             last_renewal: None,
+            auth_mount: None,
+            internal: None,
         };
         match self.core.storage().create_token(&record).await {
             Ok(()) => {}
@@ -334,7 +325,7 @@ impl Tokens<'_> {
             warnings.push(warning);
         }
         Ok(Response {
-            auth: Some(auth(&record, value, ttl, &meta)),
+            auth: Some(auth_object(&record, value, ttl, &meta)),
             warnings,
             ..Response::empty()
         })
@@ -387,6 +378,32 @@ impl Tokens<'_> {
         Ok(policies)
     }
 
+    /// Asks the auth method that issued `record` whether the login still
+    /// holds, and on what terms; answers its mount too.
+    async fn login_terms(
+        &self,
+        record: &TokenRecord,
+        mount_uuid: &str,
+    ) -> Result<(MountRecord, LoginTerms), Error> {
+        let Some(mount) = self.core.mount_table().by_uuid(mount_uuid) else {
+            // Disabling the method revoked the token; this is a race.
+            return Err(Error::Forbidden("bad token".to_owned()));
+        };
+        let internal = open_internal(self.core, record).await?;
+        let terms = mount
+            .backend
+            .renew_login(
+                self.core,
+                &RenewLogin {
+                    mount: &mount.record,
+                    token: record,
+                    internal: internal.as_deref().map(Vec::as_slice),
+                },
+            )
+            .await?;
+        Ok((mount.record.clone(), terms))
+    }
+
     /// Renews `entry`: the TTL rules from now, capped by its maxima.
     async fn renew(&self, entry: &TokenEntry, value: &str) -> Result<Response, Error> {
         let record = &entry.record;
@@ -396,7 +413,6 @@ impl Tokens<'_> {
         let increment = Fields::new(self.req.data)
             .duration("increment")?
             .unwrap_or(0);
-        let (default_ttl, max_ttl) = self.mount_ttls();
         let now = now_nanos();
         // Without an increment, the token gets its last TTL again (Vault
         // renews with the lease's TTL, which each renewal updates).
@@ -406,18 +422,31 @@ impl Tokens<'_> {
             }
             None => record.creation_ttl,
         };
-        let computed = ttl::calculate(&TtlRules {
+        let mut rules = TtlRules {
             increment,
             backend_ttl: last_ttl,
             period: record.period,
             explicit_max_ttl: record.explicit_max_ttl,
-            mount_default_ttl: default_ttl,
-            mount_max_ttl: max_ttl,
             start: record.created_at,
             now,
             ..TtlRules::default()
-        })
-        .map_err(Error::InvalidRequest)?;
+        };
+        match &record.auth_mount {
+            // A login's token: its auth method checks the login still
+            // holds and says the terms, under its own mount's TTLs.
+            Some(uuid) => {
+                let (mount, terms) = self.login_terms(record, uuid).await?;
+                rules.backend_ttl = terms.ttl;
+                rules.backend_max_ttl = terms.max_ttl;
+                rules.period = terms.period;
+                (rules.mount_default_ttl, rules.mount_max_ttl) =
+                    crate::core::mounts::lease_ttls(&mount);
+            }
+            None => {
+                (rules.mount_default_ttl, rules.mount_max_ttl) = self.mount_ttls();
+            }
+        }
+        let computed = ttl::calculate(&rules).map_err(Error::InvalidRequest)?;
         let expire_at = clock::add_seconds(now, computed.seconds);
         if !self
             .core
@@ -429,7 +458,12 @@ impl Tokens<'_> {
         }
         let meta: BTreeMap<String, String> = serde_json::from_str(&record.meta).unwrap_or_default();
         Ok(Response {
-            auth: Some(auth(record, value.to_owned(), computed.seconds, &meta)),
+            auth: Some(auth_object(
+                record,
+                value.to_owned(),
+                computed.seconds,
+                &meta,
+            )),
             warnings: computed.warnings,
             ..Response::empty()
         })
@@ -437,7 +471,7 @@ impl Tokens<'_> {
 }
 
 /// The `auth` object of a creation or renewal.
-fn auth(
+pub(crate) fn auth_object(
     record: &TokenRecord,
     client_token: String,
     ttl: u64,
@@ -491,7 +525,7 @@ mod tests {
     #[test]
     fn auth_objects_carry_no_empty_metadata() {
         let record = token::root_token_record(vec![1], "acc".into(), 0);
-        let a = auth(&record, "hvs.x".into(), 60, &BTreeMap::new());
+        let a = auth_object(&record, "hvs.x".into(), 60, &BTreeMap::new());
         assert_eq!(a.metadata, None);
         assert_eq!(a.lease_duration, 60);
         let printed = format!("{a:?}");

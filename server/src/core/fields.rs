@@ -224,20 +224,34 @@ impl<'a> Fields<'a> {
 
     /// Vault's warning for parameters no getter asked for, if any.
     pub fn unrecognized_warning(&self) -> Option<String> {
-        let unknown: Vec<&str> = self
-            .data
+        let unknown = self.unrecognized();
+        (!unknown.is_empty()).then(|| {
+            format!(
+                "Endpoint ignored these unrecognized parameters: [{}]",
+                unknown.join(" ")
+            )
+        })
+    }
+
+    /// Refuses parameters no getter asked for (400): for configuration
+    /// where a misspelt security setting must not be silently ignored.
+    pub fn refuse_unrecognized(&self) -> Result<()> {
+        let unknown = self.unrecognized();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "unknown parameters: [{}]",
+            unknown.join(" ")
+        )))
+    }
+
+    fn unrecognized(&self) -> Vec<&str> {
+        self.data
             .keys()
             .map(String::as_str)
             .filter(|k| !self.seen.contains(k))
-            .collect();
-        if unknown.is_empty() {
-            None
-        } else {
-            Some(format!(
-                "Endpoint ignored these unrecognized parameters: [{}]",
-                unknown.join(" ")
-            ))
-        }
+            .collect()
     }
 }
 

@@ -6,6 +6,7 @@
 //! writing them. It knows nothing of HTTP; the `http` layer translates.
 
 mod audit;
+mod entries;
 mod error;
 mod fields;
 pub mod mounts;
@@ -24,7 +25,9 @@ use tokio::task::JoinHandle;
 pub use self::error::Error;
 pub use self::fields::Fields;
 pub use self::mounts::MountTable;
-pub use self::request::{ClientToken, Operation, Request, Response, ResponseStatus, to_object};
+pub use self::request::{
+    ClientToken, Login, LoginTerms, Operation, Request, Response, ResponseStatus, to_object,
+};
 pub use self::seal::{HealthState, SealSettings};
 use crate::audit::Event;
 use crate::auth::token;
@@ -45,9 +48,14 @@ const TOKEN_CLEANUP_INTERVAL: Duration = Duration::from_secs(5);
 /// Tokens revoked or deleted per transaction by the cleanup.
 const TOKEN_CLEANUP_BATCH: u32 = 1000;
 
-/// A caller whose token checked out; the only way to call [`Core::handle`].
-pub struct Caller {
-    entry: crate::auth::token::TokenEntry,
+/// A caller [`Core::authenticate`] let in; the only way to call
+/// [`Core::handle`]. One per request, moved once: not worth a box.
+#[allow(clippy::large_enum_variant)]
+pub enum Caller {
+    /// A live token.
+    Token(token::TokenEntry),
+    /// Anyone, on an auth method's login path.
+    Login,
 }
 
 /// The server's state, shared by every request.
@@ -155,12 +163,16 @@ impl Core {
         if self.barrier.is_sealed() {
             return Err(Error::Sealed);
         }
+        if self.is_login_path(path) {
+            // A token sent along is ignored, as Vault does.
+            return Ok(Caller::Login);
+        }
         let entry = match token {
             Some(token) => token::lookup(&self.storage, &self.barrier, token).await?,
             None => None,
         };
         match entry {
-            Some(entry) => Ok(Caller { entry }),
+            Some(entry) => Ok(Caller::Token(entry)),
             None => {
                 let err = Error::PermissionDenied;
                 let table = self.mount_table();
@@ -190,7 +202,10 @@ impl Core {
         if self.barrier.is_sealed() {
             return Err(Error::Sealed);
         }
-        let entry = caller.entry;
+        let entry = match caller {
+            Caller::Token(entry) => entry,
+            Caller::Login => return self.login(req).await,
+        };
         let table = self.mount_table();
         let route = table.route(&req.path);
         let acl = self.acl_for(&entry.record.policies).await?;
@@ -230,6 +245,63 @@ impl Core {
         };
         self.audit.log_response(&event, result.as_ref()).await?;
         result
+    }
+
+    fn is_login_path(&self, path: &str) -> bool {
+        self.mount_table()
+            .route(path)
+            .is_some_and(|(mount, rest)| mount.backend.is_login_path(rest))
+    }
+
+    /// A login: no token and no ACL; the auth method decides, and core
+    /// issues the token of a success. Audited like any request.
+    async fn login(&self, req: Request) -> Result<Response, Error> {
+        let table = self.mount_table();
+        let route = table
+            .route(&req.path)
+            .filter(|(mount, rest)| mount.backend.is_login_path(rest));
+        let event = Event {
+            id: &req.id,
+            operation: req.operation.as_str(),
+            path: &req.path,
+            data: Some(&req.data),
+            client_token: None,
+            token: None,
+            mount: route.as_ref().map(|(m, _)| &m.record),
+            remote_addr: req.remote_addr,
+        };
+        // The mount went away since `authenticate`: as for no token.
+        let refusal = route.is_none().then_some(Error::PermissionDenied);
+        self.audit.log_request(&event, refusal.as_ref()).await?;
+        let result = match (&route, refusal) {
+            (Some((mount, rest)), None) => self.log_in(&req, mount, rest).await,
+            (_, err) => Err(err.unwrap_or(Error::PermissionDenied)),
+        };
+        self.audit.log_response(&event, result.as_ref()).await?;
+        result
+    }
+
+    async fn log_in(
+        &self,
+        req: &Request,
+        mount: &mounts::Mount,
+        rest: &str,
+    ) -> Result<Response, Error> {
+        let login_request = crate::engines::LoginRequest {
+            operation: req.operation,
+            path: rest,
+            data: &req.data,
+            mount: &mount.record,
+            request: req,
+        };
+        let mut response = mount.backend.login(self, &login_request).await?;
+        if let Some(login) = response.login.take() {
+            let (auth, warnings) =
+                crate::auth::method::issue_token(self, &mount.record, &req.path, login).await?;
+            response.auth = Some(auth);
+            response.warnings.extend(warnings);
+        }
+        Ok(response)
     }
 
     /// The ACL's verdict on a request to a backend.

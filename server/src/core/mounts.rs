@@ -63,6 +63,11 @@ impl MountTable {
         })
     }
 
+    /// The mount with this uuid, if it is still mounted.
+    pub fn by_uuid(&self, uuid: &str) -> Option<Arc<Mount>> {
+        self.mounts.iter().find(|m| m.record.uuid == uuid).cloned()
+    }
+
     pub fn by_kind(&self, kind: MountKind) -> impl Iterator<Item = &MountRecord> {
         self.mounts
             .iter()
@@ -76,6 +81,10 @@ fn backend_for(mount_type: &str) -> Option<Arc<dyn Backend>> {
         TYPE_KV => Some(Arc::new(KvBackend)),
         TYPE_SYSTEM => Some(Arc::new(SysBackend)),
         TYPE_TOKEN => Some(Arc::new(TokenBackend)),
+        #[cfg(test)]
+        crate::auth::test_method::TYPE => {
+            Some(Arc::new(crate::auth::test_method::TestLoginBackend))
+        }
         _ => None,
     }
 }
@@ -145,6 +154,36 @@ pub fn kv_v2_record(path: &str, description: &str) -> Result<MountRecord, Error>
     )
 }
 
+/// The description, options and config of a `sys/mounts` or `sys/auth`
+/// body.
+fn mount_settings(
+    fields: &mut Fields<'_>,
+) -> Result<(String, BTreeMap<String, String>, MountConfigOutput), Error> {
+    let description = fields.string("description")?.unwrap_or_default();
+    let options = fields.string_map("options")?.unwrap_or_default();
+    let mut config = MountConfigOutput::default();
+    if let Some(raw) = fields.object("config")? {
+        let mut c = Fields::new(raw);
+        config.default_lease_ttl = c.duration("default_lease_ttl")?.unwrap_or(0);
+        config.max_lease_ttl = c.duration("max_lease_ttl")?.unwrap_or(0);
+        config.force_no_cache = c.bool("force_no_cache")?.unwrap_or(false);
+    }
+    let _ = fields.bool("local")?;
+    let _ = fields.bool("seal_wrap")?;
+    Ok((description, options, config))
+}
+
+/// A mount's default and max lease TTLs in seconds, the system's where
+/// the mount sets none.
+pub fn lease_ttls(record: &MountRecord) -> (u64, u64) {
+    let config: MountConfigOutput = serde_json::from_str(&record.config).unwrap_or_default();
+    let or_system = |t: u64| if t == 0 { SYSTEM_MAX_LEASE_TTL } else { t };
+    (
+        or_system(config.default_lease_ttl),
+        or_system(config.max_lease_ttl),
+    )
+}
+
 /// `GET sys/mounts/:path/tune`: TTLs in seconds, 0 meaning the system's.
 pub fn tune_output(record: &MountRecord) -> Map<String, Value> {
     let config: MountConfigOutput = serde_json::from_str(&record.config).unwrap_or_default();
@@ -205,17 +244,7 @@ impl Core {
         let requested_type = fields
             .string("type")?
             .ok_or_else(|| Error::invalid("the mount type is required (\"type\": \"kv-v2\")"))?;
-        let description = fields.string("description")?.unwrap_or_default();
-        let options = fields.string_map("options")?.unwrap_or_default();
-        let mut config = MountConfigOutput::default();
-        if let Some(raw) = fields.object("config")? {
-            let mut c = Fields::new(raw);
-            config.default_lease_ttl = c.duration("default_lease_ttl")?.unwrap_or(0);
-            config.max_lease_ttl = c.duration("max_lease_ttl")?.unwrap_or(0);
-            config.force_no_cache = c.bool("force_no_cache")?.unwrap_or(false);
-        }
-        let _ = fields.bool("local")?;
-        let _ = fields.bool("seal_wrap")?;
+        let (description, options, config) = mount_settings(&mut fields)?;
         let (mount_type, options) = match requested_type.as_str() {
             "kv-v2" => (
                 TYPE_KV,
@@ -306,25 +335,47 @@ impl Core {
             .ok_or(Error::NotFound)
     }
 
-    /// `POST sys/auth/:path`. Kubernetes and LDAP arrive with their issue;
-    /// the token method is built in and exists exactly once.
+    /// `POST sys/auth/:path`: an auth method of a type secretd has
+    /// (`kubernetes`, `ldap`), as many mounts of each as wanted. The token
+    /// method is built in and exists exactly once.
     pub async fn mount_auth_method(
         &self,
         path: &str,
         data: &Map<String, Value>,
-    ) -> Result<(), Error> {
-        let path = normalize_path(path)?;
+    ) -> Result<Vec<String>, Error> {
+        let path = format!("auth/{}", normalize_path(path)?);
         let mut fields = Fields::new(data);
         let kind = fields.string("type")?.ok_or_else(|| {
             Error::invalid("the auth method type is required (\"type\": \"...\")")
         })?;
-        self.check_mount_path_free(&format!("auth/{path}"))?;
-        match kind.as_str() {
-            TYPE_TOKEN => Err(Error::invalid(
+        let (description, options, config) = mount_settings(&mut fields)?;
+        if kind == TYPE_TOKEN {
+            return Err(Error::invalid(
                 "token credential backend cannot be instantiated",
-            )),
-            other => Err(Error::invalid(format!("unknown auth method type: {other}"))),
+            ));
         }
+        if backend_for(&kind).is_none() {
+            return Err(Error::invalid(format!("unknown auth method type: {kind}")));
+        }
+        self.check_mount_path_free(&path)?;
+        let record = new_record(
+            &path,
+            MountKind::Auth,
+            &kind,
+            &description,
+            &options,
+            &config,
+        )?;
+        match self.storage().create_mount(&record).await {
+            Ok(()) => {}
+            Err(StorageError::Conflict(_)) => {
+                return Err(Error::invalid(format!("path is already in use at {path}")));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        tracing::info!(path = %path, method = %kind, "enabled an auth method");
+        self.reload_mounts().await?;
+        Ok(fields.unrecognized_warning().into_iter().collect())
     }
 
     /// `DELETE sys/auth/:path`; the token method cannot be disabled.
@@ -339,7 +390,10 @@ impl Core {
                 "token credential backend cannot be disabled",
             ));
         }
+        // Its tokens are revoked in the same transaction; their children
+        // follow in the next cleanup pass.
         self.storage().delete_mount(&record.uuid).await?;
+        tracing::info!(path = %record.path, "disabled an auth method and revoked its tokens");
         self.reload_mounts().await
     }
 

@@ -1,6 +1,7 @@
 //! What a request is once the HTTP layer has translated it, and what a
 //! handler answers.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use secretd_client::wire;
@@ -84,6 +85,42 @@ pub enum ResponseStatus {
     NotFound,
 }
 
+/// What a token issued by a login may do, as the auth method's role or
+/// config says. Durations in seconds, 0 for "not set".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginTerms {
+    pub ttl: u64,
+    pub max_ttl: u64,
+    pub explicit_max_ttl: u64,
+    pub period: u64,
+    pub num_uses: u64,
+    pub no_default_policy: bool,
+}
+
+/// An auth method's verdict on a successful login; core makes the token.
+pub struct Login {
+    /// From the role or groups; core adds `default` unless refused.
+    pub policies: Vec<String>,
+    /// The answer's `auth.metadata` and the token's `meta`.
+    pub metadata: BTreeMap<String, String>,
+    /// The token's display name, such as `ldap-alice`.
+    pub display_name: String,
+    pub terms: LoginTerms,
+    /// Kept on the token, sealed, and handed back when it is renewed.
+    pub internal: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login")
+            .field("policies", &self.policies)
+            .field("display_name", &self.display_name)
+            .field("terms", &self.terms)
+            .field("internal", &self.internal.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
 /// A handler's answer. Empty (no data, auth or warnings) becomes 204.
 /// Its `Debug` shows the shape, never the data.
 #[derive(Default)]
@@ -92,6 +129,8 @@ pub struct Response {
     pub data: Option<Map<String, Value>>,
     pub auth: Option<wire::Auth>,
     pub warnings: Vec<String>,
+    /// A login's verdict, which core turns into a token and `auth`.
+    pub login: Option<Login>,
 }
 
 impl std::fmt::Debug for Response {
@@ -104,6 +143,7 @@ impl std::fmt::Debug for Response {
             )
             .field("auth", &self.auth)
             .field("warnings", &self.warnings)
+            .field("login", &self.login)
             .finish()
     }
 }
@@ -122,13 +162,24 @@ impl Response {
         }
     }
 
+    /// A successful login, for core to turn into a token.
+    pub fn login(login: Login) -> Self {
+        Response {
+            login: Some(login),
+            ..Response::default()
+        }
+    }
+
     pub fn with_warning(mut self, warning: impl Into<String>) -> Self {
         self.warnings.push(warning.into());
         self
     }
 
     pub fn is_empty(&self) -> bool {
-        self.data.is_none() && self.auth.is_none() && self.warnings.is_empty()
+        self.data.is_none()
+            && self.auth.is_none()
+            && self.login.is_none()
+            && self.warnings.is_empty()
     }
 }
 

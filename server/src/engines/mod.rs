@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::auth::token::TokenEntry;
-use crate::core::{Core, Error, Operation, Request, Response};
+use crate::core::{Core, Error, LoginTerms, Operation, Request, Response};
 use crate::policy::Acl;
-use crate::storage::MountRecord;
+use crate::storage::{MountRecord, TokenRecord};
 
 /// A request as a backend sees it.
 pub struct BackendRequest<'a> {
@@ -27,6 +27,24 @@ pub struct BackendRequest<'a> {
     /// (sudo-only options, checks of their own).
     pub acl: &'a Acl,
     pub request: &'a Request,
+}
+
+/// A login as an auth method sees it: no token, no ACL.
+pub struct LoginRequest<'a> {
+    pub operation: Operation,
+    /// The path below the mount (`login`, `login/alice`).
+    pub path: &'a str,
+    pub data: &'a Map<String, Value>,
+    pub mount: &'a MountRecord,
+    pub request: &'a Request,
+}
+
+/// The renewal of a token an auth method issued.
+pub struct RenewLogin<'a> {
+    pub mount: &'a MountRecord,
+    pub token: &'a TokenRecord,
+    /// What the login kept on the token ([`crate::core::Login::internal`]).
+    pub internal: Option<&'a [u8]>,
 }
 
 #[async_trait]
@@ -43,6 +61,23 @@ pub trait Backend: Send + Sync {
     /// Root-protected paths (below the mount) that also need `sudo`.
     fn requires_sudo(&self, _path: &str) -> bool {
         false
+    }
+
+    /// Paths (below the mount) that are logins: called without a token,
+    /// never ACL-checked, sent to [`Backend::login`] and never to `handle`.
+    fn is_login_path(&self, _path: &str) -> bool {
+        false
+    }
+
+    /// A login. Success answers [`Response::login`]; core makes the token.
+    async fn login(&self, _core: &Core, _req: &LoginRequest<'_>) -> Result<Response, Error> {
+        Err(Error::UnsupportedPath)
+    }
+
+    /// Renewal of a token this mount issued: checks the login still holds
+    /// and answers the current terms, or refuses.
+    async fn renew_login(&self, _core: &Core, _req: &RenewLogin<'_>) -> Result<LoginTerms, Error> {
+        Err(Error::invalid("this auth method does not renew its tokens"))
     }
 
     /// Paths whose access the backend checks itself (core skips its ACL

@@ -133,6 +133,8 @@ pub enum Touched {
     Token(Vec<u8>),
     /// Revocations mark tokens found only while the write runs.
     AllTokens,
+    /// Deleting a mount drops its KV rows and revokes the tokens it issued.
+    AllKvAndTokens,
 }
 
 impl Touched {
@@ -151,6 +153,10 @@ impl Touched {
             Touched::AllKv => cache.invalidate_all_kv(),
             Touched::Token(hash) => cache.invalidate_token(hash),
             Touched::AllTokens => cache.invalidate_all_tokens(),
+            Touched::AllKvAndTokens => {
+                cache.invalidate_all_kv();
+                cache.invalidate_all_tokens();
+            }
         }
     }
 }

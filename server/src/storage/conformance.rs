@@ -1004,3 +1004,73 @@ pub async fn audit_devices_round_trip(s: &Storage) {
     assert!(s.audit_devices().await.unwrap().is_empty());
     assert_eq!(total_data_keys(s).await, before, "its key is shredded");
 }
+
+pub async fn mount_entries_are_sealed_records_that_die_with_their_mount(s: &Storage) {
+    let keys_before = total_data_keys(s).await;
+    for (path, tag) in [
+        ("role/dev", "dev"),
+        ("role/prod", "prod"),
+        ("config", "config"),
+    ] {
+        s.put_mount_entry(MOUNT, path, &blob(tag), 1).await.unwrap();
+    }
+    let replaced = blob("dev2");
+    s.put_mount_entry(MOUNT, "role/dev", &replaced, 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.mount_entry(MOUNT, "role/dev").await.unwrap(),
+        Some(replaced)
+    );
+    assert_eq!(
+        total_data_keys(s).await,
+        keys_before + 3,
+        "a replaced record's data key is shredded"
+    );
+    assert_eq!(
+        s.mount_entry_paths(MOUNT, "role/", 100).await.unwrap(),
+        vec!["role/dev", "role/prod"]
+    );
+    assert_eq!(
+        s.mount_entry_paths(MOUNT, "", 1).await.unwrap(),
+        vec!["config"]
+    );
+    assert!(
+        s.mount_entry_paths("other", "", 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.delete_mount_entry(MOUNT, "role/prod").await.unwrap());
+    assert!(!s.delete_mount_entry(MOUNT, "role/prod").await.unwrap());
+    assert!(s.mount_entry(MOUNT, "role/prod").await.unwrap().is_none());
+    assert_eq!(total_data_keys(s).await, keys_before + 2);
+
+    // A token the mount issued keeps its sealed data in its own row.
+    let mut issued = token(7, None, 0);
+    issued.auth_mount = Some(MOUNT.into());
+    issued.internal = Some(blob("internal"));
+    s.create_token(&issued).await.unwrap();
+    assert_eq!(s.token(&[7]).await.unwrap().unwrap(), issued);
+    s.create_token(&token(8, None, 0)).await.unwrap();
+
+    // Deleting the mount deletes its records and keys, and revokes its
+    // tokens (only its own).
+    s.delete_mount(MOUNT).await.unwrap();
+    assert!(s.mount_entry(MOUNT, "config").await.unwrap().is_none());
+    assert!(
+        s.mount_entry_paths(MOUNT, "", 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(total_data_keys(s).await, 0);
+    assert!(
+        !is_live(s, 7).await,
+        "a token of a deleted auth mount lives"
+    );
+    assert!(is_live(s, 8).await);
+    let late = s.put_mount_entry(MOUNT, "late", &blob("late"), 3).await;
+    assert!(matches!(late, Err(StorageError::MountGone)), "{late:?}");
+    assert_eq!(total_data_keys(s).await, 0);
+}

@@ -141,6 +141,71 @@ pub struct SealedBlob {
     pub ciphertext: Vec<u8>,
 }
 
+impl std::fmt::Debug for SealedBlob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedBlob")
+            .field("term", &self.dek.term)
+            .field("ciphertext_len", &self.ciphertext.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SealedBlob {
+    const FORMAT: u8 = 1;
+
+    /// The blob with its wrapped data key as one byte string, for a
+    /// short-lived value kept in its own row instead of `data_keys` (it
+    /// dies with the row; rotation leaves it on its term, which is kept).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let id_len = u8::try_from(self.dek.id.len()).unwrap_or(u8::MAX);
+        let wrapped_len = u16::try_from(self.dek.wrapped.len()).unwrap_or(u16::MAX);
+        let mut out = Vec::with_capacity(
+            8 + self.dek.id.len() + self.dek.wrapped.len() + self.ciphertext.len(),
+        );
+        out.push(Self::FORMAT);
+        out.extend_from_slice(&self.dek.term.to_be_bytes());
+        out.push(id_len);
+        out.extend_from_slice(&self.dek.id[..usize::from(id_len)]);
+        out.extend_from_slice(&wrapped_len.to_be_bytes());
+        out.extend_from_slice(&self.dek.wrapped[..usize::from(wrapped_len)]);
+        out.extend_from_slice(&self.ciphertext);
+        out
+    }
+
+    /// Reads what [`SealedBlob::to_bytes`] wrote.
+    pub fn from_bytes(bytes: &[u8]) -> Result<SealedBlob> {
+        let corrupt = || StorageError::Corrupt("sealed blob".to_owned());
+        let (&format, rest) = bytes.split_first().ok_or_else(corrupt)?;
+        if format != Self::FORMAT || rest.len() < 5 {
+            return Err(corrupt());
+        }
+        let (term, rest) = rest.split_at(4);
+        let term = u32::from_be_bytes(term.try_into().map_err(|_| corrupt())?);
+        let (&id_len, rest) = rest.split_first().ok_or_else(corrupt)?;
+        let id_len = usize::from(id_len);
+        if rest.len() < id_len + 2 {
+            return Err(corrupt());
+        }
+        let (id, rest) = rest.split_at(id_len);
+        let (wrapped_len, rest) = rest.split_at(2);
+        let wrapped_len = usize::from(u16::from_be_bytes(
+            wrapped_len.try_into().map_err(|_| corrupt())?,
+        ));
+        if rest.len() < wrapped_len {
+            return Err(corrupt());
+        }
+        let (wrapped, ciphertext) = rest.split_at(wrapped_len);
+        Ok(SealedBlob {
+            dek: DataKeyRecord {
+                id: id.to_vec(),
+                term,
+                wrapped: wrapped.to_vec(),
+            },
+            ciphertext: ciphertext.to_vec(),
+        })
+    }
+}
+
 /// How many data keys exist and how many still wait to be rewrapped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DataKeyCounts {
@@ -220,6 +285,10 @@ pub struct TokenRecord {
     pub token_type: String,
     pub path: String,
     pub last_renewal: Option<UnixNanos>,
+    /// The uuid of the auth mount whose login issued the token.
+    pub auth_mount: Option<String>,
+    /// What that auth method needs to renew the token, sealed.
+    pub internal: Option<SealedBlob>,
 }
 
 impl std::fmt::Debug for TokenRecord {
@@ -534,6 +603,17 @@ delegate! {
     /// Removes an audit device and shreds its key; false if there was none.
     fn delete_audit_device(&self, path: &str) -> Result<bool>;
 
+    /// A backend's own record (an auth method's config or role), sealed.
+    fn mount_entry(&self, mount: &str, path: &str) -> Result<Option<SealedBlob>>;
+    /// Creates or replaces a backend record; its old data key is shredded.
+    /// `MountGone` if the mount was deleted meanwhile.
+    fn put_mount_entry(&self, mount: &str, path: &str, value: &SealedBlob, now: UnixNanos) -> Result<()>;
+    /// Deletes a backend record and its data key; false if there was none.
+    fn delete_mount_entry(&self, mount: &str, path: &str) -> Result<bool>;
+    /// The paths of a mount's records that start with `prefix`, in byte
+    /// order, at most `limit` of them.
+    fn mount_entry_paths(&self, mount: &str, prefix: &str, limit: u32) -> Result<Vec<String>>;
+
     /// A KV mount's config, if it was ever written.
     fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>>;
     /// Replaces a KV mount's config.
@@ -620,6 +700,7 @@ mod conformance_tests {
         renewal_moves_the_expiry_of_live_tokens_only,
         policies_round_trip,
         audit_devices_round_trip,
+        mount_entries_are_sealed_records_that_die_with_their_mount,
     );
 }
 
@@ -652,6 +733,33 @@ mod tests {
             storage.create_token(&token).await,
             Err(StorageError::Closed)
         ));
+    }
+
+    #[test]
+    fn a_sealed_blob_survives_its_byte_form() {
+        let blob = SealedBlob {
+            dek: DataKeyRecord {
+                id: vec![1; 16],
+                term: 7,
+                wrapped: vec![2; 60],
+            },
+            ciphertext: b"sealed".to_vec(),
+        };
+        assert_eq!(SealedBlob::from_bytes(&blob.to_bytes()).unwrap(), blob);
+        let bytes = blob.to_bytes();
+        for cut in 0..bytes.len() - b"sealed".len() {
+            assert!(
+                SealedBlob::from_bytes(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn reading_any_bytes_as_a_sealed_blob_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = SealedBlob::from_bytes(&bytes);
+        }
     }
 
     #[test]

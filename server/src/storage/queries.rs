@@ -285,7 +285,7 @@ macro_rules! impl_queries {
             pub async fn delete_mount(&self, uuid: &str) -> Result<()> {
                 let uuid = uuid.to_owned();
                 self.write(
-                    Touched::AllKv,
+                    Touched::AllKvAndTokens,
                     job(move |conn| {
                         Box::pin(async move {
                             // Waits for KV writes in flight on this mount,
@@ -295,6 +295,9 @@ macro_rules! impl_queries {
                                 .fetch_optional(&mut *conn)
                                 .await?;
                             for statement in [
+                                sql::REVOKE_MOUNT_TOKENS,
+                                sql::DELETE_MOUNT_ENTRY_KEYS,
+                                sql::DELETE_MOUNT_ENTRIES,
                                 sql::DELETE_MOUNT_DATA_KEYS,
                                 sql::DELETE_MOUNT_VERSIONS,
                                 sql::DELETE_MOUNT_METADATA,
@@ -648,6 +651,90 @@ macro_rules! impl_queries {
                     }),
                 )
                 .await
+            }
+
+            pub async fn mount_entry(&self, mount: &str, path: &str) -> Result<Option<SealedBlob>> {
+                let row: Option<rows::MountEntryRow> = sqlx::query_as(sql::SELECT_MOUNT_ENTRY)
+                    .bind(mount)
+                    .bind(path)
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(rows::MountEntryRow::into_blob).transpose()
+            }
+
+            pub async fn put_mount_entry(
+                &self,
+                mount: &str,
+                path: &str,
+                value: &SealedBlob,
+                now: UnixNanos,
+            ) -> Result<()> {
+                let (mount, path, value) = (mount.to_owned(), path.to_owned(), value.clone());
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            require_mount(&mut *conn, &mount).await?;
+                            sqlx::query(sql::DELETE_MOUNT_ENTRY_KEY)
+                                .bind(&mount)
+                                .bind(&path)
+                                .execute(&mut *conn)
+                                .await?;
+                            insert_data_key(&mut *conn, &value.dek).await?;
+                            sqlx::query(sql::UPSERT_MOUNT_ENTRY)
+                                .bind(&mount)
+                                .bind(&path)
+                                .bind(&value.dek.id)
+                                .bind(&value.ciphertext)
+                                .bind(now)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn delete_mount_entry(&self, mount: &str, path: &str) -> Result<bool> {
+                let (mount, path) = (mount.to_owned(), path.to_owned());
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::DELETE_MOUNT_ENTRY_KEY)
+                                .bind(&mount)
+                                .bind(&path)
+                                .execute(&mut *conn)
+                                .await?;
+                            let done = sqlx::query(sql::DELETE_MOUNT_ENTRY)
+                                .bind(&mount)
+                                .bind(&path)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done > 0))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn mount_entry_paths(
+                &self,
+                mount: &str,
+                prefix: &str,
+                limit: u32,
+            ) -> Result<Vec<String>> {
+                let upper = $crate::storage::prefix_upper_bound(prefix);
+                let rows: Vec<(String,)> = sqlx::query_as(sql::LIST_MOUNT_ENTRIES)
+                    .bind(mount)
+                    .bind(prefix)
+                    .bind(upper.as_deref())
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows.into_iter().map(|(p,)| p).collect())
             }
 
             pub async fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>> {
@@ -1222,6 +1309,8 @@ macro_rules! impl_queries {
                 .bind(t.orphan)
                 .bind(&t.token_type)
                 .bind(&t.path)
+                .bind(t.auth_mount.as_deref())
+                .bind(t.internal.as_ref().map(SealedBlob::to_bytes))
                 .execute(&mut *conn)
                 .await?;
             Ok(())

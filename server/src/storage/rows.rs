@@ -124,6 +124,8 @@ pub(super) struct TokenRow {
     token_type: String,
     path: String,
     last_renewal: Option<i64>,
+    auth_mount: Option<String>,
+    internal: Option<Vec<u8>>,
 }
 
 impl TokenRow {
@@ -148,6 +150,12 @@ impl TokenRow {
             token_type: self.token_type,
             path: self.path,
             last_renewal: self.last_renewal,
+            auth_mount: self.auth_mount,
+            internal: self
+                .internal
+                .as_deref()
+                .map(SealedBlob::from_bytes)
+                .transpose()?,
         })
     }
 }
@@ -155,6 +163,21 @@ impl TokenRow {
 pub(super) fn policies_json(policies: &[String]) -> String {
     // A Vec<String> always serialises.
     serde_json::to_string(policies).unwrap_or_else(|_| "[]".to_owned())
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MountEntryRow {
+    dek: Vec<u8>,
+    term: Option<i64>,
+    wrapped: Option<Vec<u8>>,
+    value: Vec<u8>,
+}
+
+impl MountEntryRow {
+    pub(super) fn into_blob(self) -> Result<SealedBlob> {
+        sealed_blob(Some(self.dek), self.term, self.wrapped, Some(self.value))?
+            .ok_or_else(|| StorageError::Corrupt("mount entry".to_owned()))
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -32,20 +32,27 @@ pub(super) const DELETE_MOUNT_DATA_KEYS: &str = "DELETE FROM data_keys WHERE id 
 pub(super) const DELETE_MOUNT_VERSIONS: &str = "DELETE FROM kv_versions WHERE mount_uuid = $1";
 pub(super) const DELETE_MOUNT_METADATA: &str = "DELETE FROM kv_metadata WHERE mount_uuid = $1";
 pub(super) const DELETE_MOUNT_CONFIG: &str = "DELETE FROM kv_config WHERE mount_uuid = $1";
+pub(super) const DELETE_MOUNT_ENTRY_KEYS: &str =
+    "DELETE FROM data_keys WHERE id IN (SELECT dek FROM mount_entries WHERE mount_uuid = $1)";
+pub(super) const DELETE_MOUNT_ENTRIES: &str = "DELETE FROM mount_entries WHERE mount_uuid = $1";
+/// Revokes every live token an auth mount issued (their trees follow).
+pub(super) const REVOKE_MOUNT_TOKENS: &str =
+    "UPDATE tokens SET revoked = TRUE WHERE auth_mount = $1 AND NOT revoked";
 pub(super) const DELETE_MOUNT: &str = "DELETE FROM mounts WHERE uuid = $1";
 pub(super) const TUNE_MOUNT: &str =
     "UPDATE mounts SET description = $2, config = $3 WHERE uuid = $1";
 
 pub(super) const INSERT_TOKEN: &str = "INSERT INTO tokens (hash, accessor, parent, policies, \
     meta, display_name, num_uses, created_at, expire_at, creation_ttl, explicit_max_ttl, period, \
-    renewable, orphan, token_type, path) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+    renewable, orphan, token_type, path, auth_mount, internal) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 pub(super) const SELECT_TOKEN: &str = "SELECT hash, accessor, parent, policies, meta, \
     display_name, num_uses, created_at, expire_at, creation_ttl, explicit_max_ttl, period, \
-    renewable, orphan, token_type, path, last_renewal FROM tokens WHERE hash = $1 AND NOT revoked";
+    renewable, orphan, token_type, path, last_renewal, auth_mount, internal FROM tokens \
+    WHERE hash = $1 AND NOT revoked";
 pub(super) const SELECT_TOKEN_BY_ACCESSOR: &str = "SELECT hash, accessor, parent, policies, meta, \
     display_name, num_uses, created_at, expire_at, creation_ttl, explicit_max_ttl, period, \
-    renewable, orphan, token_type, path, last_renewal FROM tokens \
+    renewable, orphan, token_type, path, last_renewal, auth_mount, internal FROM tokens \
     WHERE accessor = $1 AND NOT revoked";
 pub(super) const SELECT_ACCESSORS: &str =
     "SELECT accessor FROM tokens WHERE NOT revoked ORDER BY accessor";
@@ -96,6 +103,20 @@ pub(super) const INSERT_AUDIT_DEVICE: &str = "INSERT INTO audit_devices (path, u
 pub(super) const DELETE_AUDIT_DEVICE_KEY: &str =
     "DELETE FROM data_keys WHERE id IN (SELECT hmac_dek FROM audit_devices WHERE path = $1)";
 pub(super) const DELETE_AUDIT_DEVICE: &str = "DELETE FROM audit_devices WHERE path = $1";
+
+pub(super) const SELECT_MOUNT_ENTRY: &str = "SELECT e.dek, k.term, k.wrapped, e.value \
+    FROM mount_entries e LEFT JOIN data_keys k ON k.id = e.dek \
+    WHERE e.mount_uuid = $1 AND e.path = $2";
+/// Paths from $2 (inclusive) to $3 (exclusive, NULL for no bound).
+pub(super) const LIST_MOUNT_ENTRIES: &str = "SELECT path FROM mount_entries \
+    WHERE mount_uuid = $1 AND path >= $2 AND ($3 IS NULL OR path < $3) ORDER BY path LIMIT $4";
+pub(super) const DELETE_MOUNT_ENTRY_KEY: &str = "DELETE FROM data_keys WHERE id IN \
+    (SELECT dek FROM mount_entries WHERE mount_uuid = $1 AND path = $2)";
+pub(super) const UPSERT_MOUNT_ENTRY: &str = "INSERT INTO mount_entries (mount_uuid, path, dek, \
+    value, updated_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (mount_uuid, path) DO UPDATE \
+    SET dek = excluded.dek, value = excluded.value, updated_at = excluded.updated_at";
+pub(super) const DELETE_MOUNT_ENTRY: &str =
+    "DELETE FROM mount_entries WHERE mount_uuid = $1 AND path = $2";
 
 pub(super) const SELECT_KV_CONFIG: &str = "SELECT max_versions, cas_required, \
     delete_version_after FROM kv_config WHERE mount_uuid = $1";

@@ -188,8 +188,11 @@ async fn auth_methods(
     match req.operation {
         Operation::Read => Ok(Response::data(mount_output(&core.auth_mount(mount)?))),
         Operation::Write => {
-            core.mount_auth_method(mount, req.data).await?;
-            Ok(Response::empty())
+            let warnings = core.mount_auth_method(mount, req.data).await?;
+            Ok(Response {
+                warnings,
+                ..Response::empty()
+            })
         }
         Operation::Delete => {
             core.unmount_auth_method(mount).await?;

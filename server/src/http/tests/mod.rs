@@ -91,6 +91,7 @@ impl App {
 
 mod access;
 mod audit;
+mod login;
 
 impl App {
     /// A request with the given token.
