@@ -193,7 +193,11 @@ impl LdapConfig {
         set!(tls_min_version, string);
         set!(tls_max_version, string);
         if let Some(v) = fields.duration("connection_timeout")? {
-            self.connection_timeout = if v == 0 { DEFAULT_CONNECTION_TIMEOUT } else { v };
+            self.connection_timeout = if v == 0 {
+                DEFAULT_CONNECTION_TIMEOUT
+            } else {
+                v
+            };
         }
         if let Some(v) = fields.duration("request_timeout")? {
             self.request_timeout = if v == 0 { DEFAULT_REQUEST_TIMEOUT } else { v };
@@ -226,6 +230,8 @@ impl LdapConfig {
             ));
         }
         self.token.update(fields)?;
+        // A misspelt security setting (`startls`) must not be ignored.
+        fields.refuse_unrecognized()?;
         if self.userattr.is_empty() {
             self.userattr = DEFAULT_USERATTR.to_owned();
         }
@@ -275,7 +281,8 @@ impl LdapConfig {
         super::tls::check_pem(self).map_err(Error::invalid)?;
         if self.insecure_tls {
             warnings.push(
-                "insecure_tls is set: the LDAP server's certificate will not be verified".to_owned(),
+                "insecure_tls is set: the LDAP server's certificate will not be verified"
+                    .to_owned(),
             );
         }
         let sample = [("UserAttr", "uid"), ("Username", "alice")];
@@ -328,7 +335,10 @@ impl LdapConfig {
         put("anonymous_group_search", self.anonymous_group_search.into());
         put("case_sensitive_names", self.case_sensitive_names.into());
         put("username_as_alias", self.username_as_alias.into());
-        put("dereference_aliases", self.dereference_aliases.clone().into());
+        put(
+            "dereference_aliases",
+            self.dereference_aliases.clone().into(),
+        );
         put("max_page_size", self.max_page_size.into());
         put(
             "use_pre111_group_cn_behavior",
@@ -395,7 +405,10 @@ mod tests {
         )
         .unwrap();
         write(&mut cfg, json!({"userattr": "uid"})).unwrap();
-        assert_eq!(cfg.urls().collect::<Vec<_>>(), ["ldap://a:389", "ldaps://b"]);
+        assert_eq!(
+            cfg.urls().collect::<Vec<_>>(),
+            ["ldap://a:389", "ldaps://b"]
+        );
         assert_eq!(cfg.bindpass.expose(), "s3cret-pw");
         let shown = Value::Object(cfg.output()).to_string();
         assert!(!shown.contains("s3cret-pw"), "{shown}");
@@ -406,13 +419,25 @@ mod tests {
     fn bad_values_are_refused_clearly() {
         let cases = [
             (json!({"url": "http://x"}), "invalid url"),
-            (json!({"tls_max_version": "tls11", "tls_min_version": "tls10"}), "not supported"),
+            (
+                json!({"tls_max_version": "tls11", "tls_min_version": "tls10"}),
+                "not supported",
+            ),
             (json!({"tls_min_version": "tls13"}), "greater than or equal"),
             (json!({"tls_min_version": "ssl3"}), "tls_min_version"),
             (json!({"client_tls_key": "x"}), "both client_tls_cert"),
-            (json!({"userfilter": "(uid={{.Nope}})"}), "unknown placeholder"),
-            (json!({"groupfilter": "(member={{.UserDN}}"}), "not a valid LDAP filter"),
-            (json!({"dereference_aliases": "sometimes"}), "dereference_aliases"),
+            (
+                json!({"userfilter": "(uid={{.Nope}})"}),
+                "unknown placeholder",
+            ),
+            (
+                json!({"groupfilter": "(member={{.UserDN}}"}),
+                "not a valid LDAP filter",
+            ),
+            (
+                json!({"dereference_aliases": "sometimes"}),
+                "dereference_aliases",
+            ),
             (json!({"use_token_groups": true}), "use_token_groups"),
             (json!({"certificate": "not a pem"}), "certificate"),
         ];
@@ -420,7 +445,11 @@ mod tests {
             let err = write(&mut LdapConfig::default(), body.clone()).unwrap_err();
             assert!(err.to_string().contains(expected), "{body}: {err}");
         }
-        let warnings = write(&mut LdapConfig::default(), json!({"tls_min_version": "tls10"})).unwrap();
+        let warnings = write(
+            &mut LdapConfig::default(),
+            json!({"tls_min_version": "tls10"}),
+        )
+        .unwrap();
         assert!(warnings[0].contains("TLS 1.2 or later"));
     }
 }

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{DerefAliases, Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions};
+use ldap3::{
+    DerefAliases, Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, SearchOptions,
+};
 use rustls::ClientConfig;
 use tracing::{debug, warn};
 
@@ -187,11 +189,12 @@ async fn run(
         debug!(ldap.bind_dn = %bind_dn, error = %err, "LDAP bind as the user failed");
         return Err(DirectoryError::UserBind);
     }
-    if !cfg.binddn.is_empty() && !cfg.bindpass.is_empty() {
-        if let Err(err) = session.bind(&cfg.binddn, cfg.bindpass.expose()).await {
-            warn!(ldap.binddn = %cfg.binddn, error = %err, "LDAP re-bind as binddn failed");
-            return Err(DirectoryError::ServiceBind);
-        }
+    if !cfg.binddn.is_empty()
+        && !cfg.bindpass.is_empty()
+        && let Err(err) = session.bind(&cfg.binddn, cfg.bindpass.expose()).await
+    {
+        warn!(ldap.binddn = %cfg.binddn, error = %err, "LDAP re-bind as binddn failed");
+        return Err(DirectoryError::ServiceBind);
     }
     let user_dn = user_dn(session, cfg, username, &bind_dn).await?;
     let groups = if cfg.anonymous_group_search {
@@ -308,7 +311,11 @@ async fn user_dn(
 }
 
 /// The group filter for this user, the values escaped.
-pub fn group_filter(cfg: &LdapConfig, username: &str, user_dn: &str) -> Result<String, DirectoryError> {
+pub fn group_filter(
+    cfg: &LdapConfig,
+    username: &str,
+    user_dn: &str,
+) -> Result<String, DirectoryError> {
     escape::render(
         &cfg.groupfilter,
         &[
@@ -346,7 +353,10 @@ async fn groups(
             .map(|(_, v)| v.as_slice())
             .unwrap_or_default();
         let found: Vec<String> = if values.is_empty() {
-            vec![escape::first_cn(&entry.dn, cfg.use_pre111_group_cn_behavior)]
+            vec![escape::first_cn(
+                &entry.dn,
+                cfg.use_pre111_group_cn_behavior,
+            )]
         } else {
             values
                 .iter()

@@ -74,7 +74,10 @@ pub fn render(template: &str, values: &[(&str, &str)]) -> Result<String, String>
             .and_then(|n| values.iter().find(|(k, _)| *k == n))
             .map(|(_, v)| *v)
             .ok_or_else(|| {
-                let known: Vec<String> = values.iter().map(|(k, _)| format!("{{{{.{k}}}}}")).collect();
+                let known: Vec<String> = values
+                    .iter()
+                    .map(|(k, _)| format!("{{{{.{k}}}}}"))
+                    .collect();
                 format!(
                     "unknown placeholder {{{{{name}}}}} in template {template:?}; use {}",
                     known.join(" or ")
@@ -241,7 +244,11 @@ mod tests {
             render("({{.UserAttr}}={{ .Username }})", &values).unwrap(),
             "(uid=al\\2a)"
         );
-        assert!(render("({{.Nope}}=x)", &values).unwrap_err().contains("unknown"));
+        assert!(
+            render("({{.Nope}}=x)", &values)
+                .unwrap_err()
+                .contains("unknown")
+        );
         assert!(render("({{.UserAttr}=x)", &values).is_err());
         assert!(render("(uid={{.Username}})}}", &values).is_err());
         assert!(render("{{if .Username}}x{{end}}", &values).is_err());
@@ -249,8 +256,14 @@ mod tests {
 
     #[test]
     fn group_names_are_the_first_cn() {
-        assert_eq!(first_cn("cn=devs,ou=groups,dc=example,dc=org", false), "devs");
-        assert_eq!(first_cn("CN=Domain Admins,CN=Users,DC=corp", false), "Domain Admins");
+        assert_eq!(
+            first_cn("cn=devs,ou=groups,dc=example,dc=org", false),
+            "devs"
+        );
+        assert_eq!(
+            first_cn("CN=Domain Admins,CN=Users,DC=corp", false),
+            "Domain Admins"
+        );
         assert_eq!(first_cn("ou=x,cn=inner,dc=y", false), "inner");
         assert_eq!(first_cn("cn=a\\,b,dc=y", false), "a,b");
         assert_eq!(first_cn("cn=caf\\c3\\a9,dc=y", false), "café");

@@ -15,9 +15,9 @@ pub mod escape;
 pub mod local;
 #[cfg(any(test, feature = "testing"))]
 pub mod slapd;
-mod tls;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +34,9 @@ use crate::core::{Core, Error, Fields, Login, LoginTerms, Operation, Response};
 use crate::engines::{Backend, BackendRequest, LoginRequest, RenewLogin};
 use crate::policy::DEFAULT_POLICY;
 use crate::storage::MountRecord;
+
+/// The mount type.
+pub const TYPE: &str = "ldap";
 
 pub struct LdapBackend;
 
@@ -62,7 +65,7 @@ impl Backend for LdapBackend {
                 let warnings = cfg.update(&mut fields)?;
                 core.write_entry(mount, CONFIG, &cfg).await?;
                 let mut resp = Response::empty();
-                for w in warnings.into_iter().chain(fields.unrecognized_warning()) {
+                for w in warnings {
                     resp = resp.with_warning(w);
                 }
                 Ok(resp)
@@ -135,7 +138,9 @@ impl Backend for LdapBackend {
         let password = req
             .internal
             .map(|p| Zeroizing::new(String::from_utf8_lossy(p).into_owned()))
-            .ok_or_else(|| Error::invalid("this token carries no password to re-check; log in again"))?;
+            .ok_or_else(|| {
+                Error::invalid("this token carries no password to re-check; log in again")
+            })?;
         let meta: BTreeMap<String, String> =
             serde_json::from_str(&req.token.meta).map_err(Error::internal)?;
         let username = meta
@@ -225,7 +230,8 @@ async fn check(
     // of directory groups, a mount has few local ones.
     for name in core.list_entries(mount, "groups/").await? {
         if wanted.contains(&name) {
-            let group: Option<GroupEntry> = core.read_entry(mount, &format!("groups/{name}")).await?;
+            let group: Option<GroupEntry> =
+                core.read_entry(mount, &format!("groups/{name}")).await?;
             policies.extend(group.unwrap_or_default().policies);
         }
     }

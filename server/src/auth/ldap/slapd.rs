@@ -50,10 +50,12 @@ pub const MEMBER_GROUPS: &[(&str, &[&str])] = &[
     ("devs", &["alice"]),
     ("Admins", &["carol"]),
     ("staff", &["alice", "bob", "carol"]),
+    ("intl", &["zoë"]),
 ];
 
-/// Seeded `posixGroup`s below [`GROUPS`] with `memberUid` names.
-pub const POSIX_GROUPS: &[(&str, &[&str])] = &[("ops", &["bob", "zoë"])];
+/// Seeded `posixGroup`s below [`GROUPS`] with `memberUid` names (IA5:
+/// ASCII only).
+pub const POSIX_GROUPS: &[(&str, &[&str])] = &[("ops", &["bob"])];
 
 /// The PEM certificate (chain) and key slapd serves for TLS.
 pub struct TlsFiles {
@@ -69,7 +71,11 @@ pub struct Slapd {
 }
 
 fn find_slapd() -> Option<PathBuf> {
-    let candidates = ["/usr/sbin/slapd", "/usr/local/sbin/slapd", "/usr/local/libexec/slapd"];
+    let candidates = [
+        "/usr/sbin/slapd",
+        "/usr/local/sbin/slapd",
+        "/usr/local/libexec/slapd",
+    ];
     candidates
         .iter()
         .map(PathBuf::from)
@@ -84,10 +90,15 @@ fn find_slapd() -> Option<PathBuf> {
 }
 
 fn find_modules() -> Option<PathBuf> {
-    ["/usr/lib/ldap", "/usr/lib64/openldap", "/usr/lib/openldap", "/usr/local/lib/openldap"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|d| d.join("back_mdb.so").exists() || d.join("back_mdb.la").exists())
+    [
+        "/usr/lib/ldap",
+        "/usr/lib64/openldap",
+        "/usr/lib/openldap",
+        "/usr/local/lib/openldap",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|d| d.join("back_mdb.so").exists() || d.join("back_mdb.la").exists())
 }
 
 fn free_port() -> u16 {
@@ -165,7 +176,8 @@ impl Slapd {
                 server.seed().await;
                 return Some(server);
             }
-            last_log = std::fs::read_to_string(server.dir.path().join("slapd.log")).unwrap_or_default();
+            last_log =
+                std::fs::read_to_string(server.dir.path().join("slapd.log")).unwrap_or_default();
         }
         panic!("slapd did not start:\n{last_log}");
     }
@@ -226,21 +238,8 @@ impl Slapd {
 
     async fn seed(&self) {
         let mut ldap = self.admin().await;
-        let add = |dn: String, attrs: Vec<(&str, Vec<&str>)>| {
-            let mut ldap = ldap.clone();
-            async move {
-                let attrs: Vec<(&str, HashSet<&str>)> = attrs
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_iter().collect()))
-                    .collect();
-                ldap.add(&dn, attrs)
-                    .await
-                    .unwrap()
-                    .success()
-                    .unwrap_or_else(|e| panic!("adding {dn}: {e}"));
-            }
-        };
         add(
+            &mut ldap,
             SUFFIX.into(),
             vec![
                 ("objectClass", vec!["dcObject", "organization"]),
@@ -251,15 +250,23 @@ impl Slapd {
         .await;
         for ou in ["people", "groups", "service"] {
             add(
+                &mut ldap,
                 format!("ou={ou},{SUFFIX}"),
-                vec![("objectClass", vec!["organizationalUnit"]), ("ou", vec![ou])],
+                vec![
+                    ("objectClass", vec!["organizationalUnit"]),
+                    ("ou", vec![ou]),
+                ],
             )
             .await;
         }
         add(
+            &mut ldap,
             READER_DN.into(),
             vec![
-                ("objectClass", vec!["organizationalRole", "simpleSecurityObject"]),
+                (
+                    "objectClass",
+                    vec!["organizationalRole", "simpleSecurityObject"],
+                ),
                 ("cn", vec!["reader"]),
                 ("userPassword", vec![READER_PASSWORD]),
             ],
@@ -268,6 +275,7 @@ impl Slapd {
         for (uid, cn, password) in USERS {
             let sn = cn.rsplit(' ').next().unwrap_or(cn);
             add(
+                &mut ldap,
                 user_dn(uid),
                 vec![
                     ("objectClass", vec!["inetOrgPerson"]),
@@ -282,6 +290,7 @@ impl Slapd {
         for (cn, members) in MEMBER_GROUPS {
             let dns: Vec<String> = members.iter().map(|m| user_dn(m)).collect();
             add(
+                &mut ldap,
                 group_dn(cn),
                 vec![
                     ("objectClass", vec!["groupOfNames"]),
@@ -294,6 +303,7 @@ impl Slapd {
         for (i, (cn, members)) in POSIX_GROUPS.iter().enumerate() {
             let gid = (5000 + i).to_string();
             add(
+                &mut ldap,
                 group_dn(cn),
                 vec![
                     ("objectClass", vec!["posixGroup"]),
@@ -345,6 +355,18 @@ impl Slapd {
             .unwrap_or_else(|e| panic!("modifying {dn}: {e}"));
         let _ = ldap.unbind().await;
     }
+}
+
+async fn add(ldap: &mut Ldap, dn: String, attrs: Vec<(&str, Vec<&str>)>) {
+    let attrs: Vec<(&str, HashSet<&str>)> = attrs
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect();
+    ldap.add(&dn, attrs)
+        .await
+        .unwrap()
+        .success()
+        .unwrap_or_else(|e| panic!("adding {dn}: {e}"));
 }
 
 impl Drop for Slapd {

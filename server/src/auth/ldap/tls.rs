@@ -50,8 +50,10 @@ fn provider() -> Arc<CryptoProvider> {
 
 /// The client config for this LDAP config's TLS connections.
 pub fn client_config(cfg: &LdapConfig) -> Result<Arc<ClientConfig>, String> {
-    let min = TlsVersion::parse(&cfg.tls_min_version, "tls_min_version").map_err(|e| e.to_string())?;
-    let max = TlsVersion::parse(&cfg.tls_max_version, "tls_max_version").map_err(|e| e.to_string())?;
+    let min =
+        TlsVersion::parse(&cfg.tls_min_version, "tls_min_version").map_err(|e| e.to_string())?;
+    let max =
+        TlsVersion::parse(&cfg.tls_max_version, "tls_max_version").map_err(|e| e.to_string())?;
     let mut versions = Vec::new();
     if min <= TlsVersion::Tls12 && max >= TlsVersion::Tls12 {
         versions.push(&rustls::version::TLS12);
@@ -60,7 +62,9 @@ pub fn client_config(cfg: &LdapConfig) -> Result<Arc<ClientConfig>, String> {
         versions.push(&rustls::version::TLS13);
     }
     if versions.is_empty() {
-        return Err("no TLS version between tls_min_version and tls_max_version is supported".into());
+        return Err(
+            "no TLS version between tls_min_version and tls_max_version is supported".into(),
+        );
     }
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
