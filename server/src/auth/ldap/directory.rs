@@ -41,8 +41,19 @@ pub enum DirectoryError {
     UserDn,
     #[error("ldap operation failed: group search failed")]
     GroupSearch,
+    #[error("ldap operation failed: the LDAP server did not answer within request_timeout")]
+    Timeout,
     #[error("ldap operation failed: {0}")]
     Config(String),
+}
+
+/// A failed operation: a timeout says so, anything else is `otherwise`.
+fn failure(err: &ldap3::LdapError, otherwise: DirectoryError) -> DirectoryError {
+    if matches!(err, ldap3::LdapError::Timeout { .. }) {
+        DirectoryError::Timeout
+    } else {
+        otherwise
+    }
 }
 
 /// What the directory says about a user who logged in.
@@ -187,14 +198,14 @@ async fn run(
     let bind_dn = bind_dn(session, cfg, username).await?;
     if let Err(err) = session.bind(&bind_dn, password).await {
         debug!(ldap.bind_dn = %bind_dn, error = %err, "LDAP bind as the user failed");
-        return Err(DirectoryError::UserBind);
+        return Err(failure(&err, DirectoryError::UserBind));
     }
     if !cfg.binddn.is_empty()
         && !cfg.bindpass.is_empty()
         && let Err(err) = session.bind(&cfg.binddn, cfg.bindpass.expose()).await
     {
         warn!(ldap.binddn = %cfg.binddn, error = %err, "LDAP re-bind as binddn failed");
-        return Err(DirectoryError::ServiceBind);
+        return Err(failure(&err, DirectoryError::ServiceBind));
     }
     let user_dn = user_dn(session, cfg, username, &bind_dn).await?;
     let groups = if cfg.anonymous_group_search {
@@ -254,7 +265,7 @@ async fn bind_dn(
     // Without bindpass this is an anonymous (unauthenticated) bind.
     if let Err(err) = session.bind(&cfg.binddn, cfg.bindpass.expose()).await {
         warn!(ldap.binddn = %cfg.binddn, error = %err, "LDAP bind as binddn failed");
-        return Err(DirectoryError::UserBind);
+        return Err(failure(&err, DirectoryError::UserBind));
     }
     let filter = user_filter(cfg, username)?;
     debug!(ldap.filter = %filter, ldap.base = %cfg.userdn, "searching for the user's DN");
@@ -263,7 +274,7 @@ async fn bind_dn(
         .await
         .map_err(|err| {
             warn!(ldap.base = %cfg.userdn, error = %err, "LDAP user search failed");
-            DirectoryError::UserBind
+            failure(&err, DirectoryError::UserBind)
         })?;
     match entries.as_slice() {
         [entry] => Ok(entry.dn.clone()),
@@ -296,7 +307,7 @@ async fn user_dn(
         .await
         .map_err(|err| {
             warn!(ldap.base = %cfg.userdn, error = %err, "LDAP UPN search failed");
-            DirectoryError::UserDn
+            failure(&err, DirectoryError::UserDn)
         })?;
     match entries.as_slice() {
         [entry] => Ok(entry.dn.clone()),
@@ -342,7 +353,7 @@ async fn groups(
         .await
         .map_err(|err| {
             warn!(ldap.base = %cfg.groupdn, ldap.filter = %filter, error = %err, "LDAP group search failed");
-            DirectoryError::GroupSearch
+            failure(&err, DirectoryError::GroupSearch)
         })?;
     let mut names: Vec<String> = Vec::new();
     for entry in &entries {

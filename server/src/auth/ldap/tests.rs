@@ -250,6 +250,52 @@ async fn urls_are_tried_in_order() {
     ));
 }
 
+#[tokio::test]
+async fn a_silent_server_runs_into_the_timeouts() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let silent = LdapConfig {
+        url: format!("ldap://127.0.0.1:{port}"),
+        userdn: slapd::PEOPLE.into(),
+        connection_timeout: 1,
+        request_timeout: 1,
+        ..LdapConfig::default()
+    };
+    // The TCP connection succeeds; the bind never gets an answer.
+    assert!(matches!(
+        directory::authenticate(&silent, "alice", "alice-password").await,
+        Err(DirectoryError::Timeout)
+    ));
+    // StartTLS and ldaps never finish connecting.
+    let with_ca = LdapConfig {
+        certificate: pki("unused CA").ca_pem,
+        ..silent.clone()
+    };
+    for cfg in [
+        LdapConfig {
+            starttls: true,
+            ..with_ca.clone()
+        },
+        LdapConfig {
+            url: format!("ldaps://127.0.0.1:{port}"),
+            ..with_ca.clone()
+        },
+    ] {
+        assert!(matches!(
+            directory::authenticate(&cfg, "alice", "alice-password").await,
+            Err(DirectoryError::Connect)
+        ));
+    }
+    holder.abort();
+}
+
 /// A CA and a certificate for 127.0.0.1 and localhost signed by it.
 struct Pki {
     ca_pem: String,
