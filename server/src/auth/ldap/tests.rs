@@ -250,6 +250,60 @@ async fn urls_are_tried_in_order() {
     ));
 }
 
+/// Everything logged on this thread while the guard lives.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn logs_show_the_filters_and_groups_but_never_a_password() {
+    let Some(server) = Slapd::start().await else {
+        return;
+    };
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // A current-thread runtime: every task of this test logs here.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let cfg = searching(&server);
+    directory::authenticate(&cfg, "alice", "alice-password")
+        .await
+        .unwrap();
+    let _ = directory::authenticate(&cfg, "alice", "a-wrong-password").await;
+    let bad_service = LdapConfig {
+        bindpass: Secret::new("a-wrong-bindpass".into()),
+        ..searching(&server)
+    };
+    let _ = directory::authenticate(&bad_service, "alice", "alice-password").await;
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for secret in [
+        "alice-password",
+        "a-wrong-password",
+        slapd::READER_PASSWORD,
+        "a-wrong-bindpass",
+    ] {
+        assert!(!log.contains(secret), "{secret} was logged:\n{log}");
+    }
+    assert!(
+        log.contains("(|(memberUid=alice)(member=uid=alice,ou=people,dc=example,dc=org)"),
+        "the rendered group filter is logged:\n{log}"
+    );
+    assert!(log.contains(r#"ldap.groups=["devs", "staff"]"#), "{log}");
+}
+
 #[tokio::test]
 async fn a_silent_server_runs_into_the_timeouts() {
     // Accepts connections and never answers.

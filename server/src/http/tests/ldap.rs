@@ -161,6 +161,35 @@ async fn config_groups_and_users_are_managed_like_vaults() {
         "{:?}",
         r.body
     );
+    // A second mount has its own config and groups.
+    let r = app
+        .root("POST", "/v1/sys/auth/corp", Some(json!({"type": "ldap"})))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let r = app.root("GET", "/v1/auth/corp/config", None).await;
+    assert_eq!(r.body["data"]["url"], "ldap://127.0.0.1");
+    let r = app.root("LIST", "/v1/auth/corp/groups", None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = app
+        .send(
+            "POST",
+            "/v1/auth/corp/login/alice",
+            Some(json!({"password": "alice-password"})),
+            &[],
+        )
+        .await;
+    assert_eq!(errors(&r), ["ldap backend not configured"]);
+    // Unknown config fields are refused, not ignored.
+    let r = app
+        .root(
+            "POST",
+            "/v1/auth/corp/config",
+            Some(json!({"startls": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(errors(&r), ["unknown parameters: [startls]"]);
+
     // Config and local entries are not for just anyone.
     let other = app
         .token(super::ROOT, json!({"policies": ["dev-read"]}))
