@@ -277,11 +277,25 @@ pub fn secretctl(url: &str, token: &str, args: &[&str]) -> Output {
 
 /// Runs `secretctl` with `stdin` as its standard input.
 pub fn secretctl_with_stdin(url: &str, token: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    secretctl_env(url, token, &[], args, stdin)
+}
+
+/// Runs `secretctl` with more environment variables (`SECRETD_TOKEN_FILE`,
+/// say) and `stdin` as its standard input. Nothing else of the test's own
+/// environment reaches it but `PATH`.
+pub fn secretctl_env(
+    url: &str,
+    token: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Output {
     use std::io::Write;
     let mut cmd = Command::new(binary("secretctl"));
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
         .env("SECRETD_ADDR", url)
         .stdin(if stdin.is_some() {
             Stdio::piped()

@@ -433,6 +433,14 @@ impl Core {
             }
         }
         while self.storage.cascade_revocations(batch).await? > 0 {}
+        // A revoked token's leases fall due now; the token is deleted only
+        // once they are gone.
+        while self
+            .storage
+            .expire_leases_of_revoked_tokens(now_nanos(), batch)
+            .await?
+            >= u64::from(batch)
+        {}
         let mut deleted = 0;
         loop {
             let n = self.storage.sweep_revoked_tokens(batch).await?;

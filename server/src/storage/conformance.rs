@@ -1074,3 +1074,216 @@ pub async fn mount_entries_are_sealed_records_that_die_with_their_mount(s: &Stor
     assert!(matches!(late, Err(StorageError::MountGone)), "{late:?}");
     assert_eq!(total_data_keys(s).await, 0);
 }
+
+/// A lease of the test mount, for `role`, expiring at `expire_at`.
+fn lease(id: &str, role: &str, token: Option<u8>, expire_at: UnixNanos) -> LeaseRecord {
+    LeaseRecord {
+        id: id.to_owned(),
+        mount_uuid: MOUNT.to_owned(),
+        role: role.to_owned(),
+        token_hash: token.map(|t| vec![t]),
+        issued_at: 1,
+        expire_at,
+        last_renewal: None,
+        renewable: true,
+        secret: blob(id),
+        due_at: expire_at,
+        attempts: 0,
+        irrevocable: false,
+        last_error: None,
+    }
+}
+
+pub async fn leases_round_trip_and_list_by_prefix(s: &Storage) {
+    s.create_token(&token(1, None, 0)).await.unwrap();
+    let first = lease("db/creds/ro/a", "ro", Some(1), 100);
+    s.create_lease(&first, 0).await.unwrap();
+    assert_eq!(s.lease(&first.id).await.unwrap(), Some(first.clone()));
+    assert!(matches!(
+        s.create_lease(&first, 0).await,
+        Err(StorageError::Conflict(_))
+    ));
+    for id in ["db/creds/ro/b", "db/creds/rw/c", "db/creds/ro2/d"] {
+        s.create_lease(&lease(id, "x", None, 100), 0).await.unwrap();
+    }
+    assert_eq!(
+        s.lease_ids("db/creds/ro/", 100).await.unwrap(),
+        vec!["db/creds/ro/a", "db/creds/ro/b"]
+    );
+    assert_eq!(s.lease_ids("", 2).await.unwrap().len(), 2);
+    assert_eq!(s.lease_counts().await.unwrap(), (4, 0));
+
+    // A lease for a revoked token, or on a deleted mount, is refused.
+    s.revoke_token(&[1], false).await.unwrap();
+    let late = s
+        .create_lease(&lease("db/creds/ro/e", "ro", Some(1), 100), 0)
+        .await;
+    assert!(matches!(late, Err(StorageError::ParentRevoked)), "{late:?}");
+    let mut elsewhere = lease("other/x", "ro", None, 100);
+    elsewhere.mount_uuid = "gone".into();
+    assert!(matches!(
+        s.create_lease(&elsewhere, 0).await,
+        Err(StorageError::MountGone)
+    ));
+
+    // Deleting the mount deletes its leases and their keys.
+    s.delete_mount(MOUNT).await.unwrap();
+    assert_eq!(s.lease_counts().await.unwrap(), (0, 0));
+    assert_eq!(total_data_keys(s).await, 0);
+}
+
+pub async fn renewal_stops_at_expiry_and_at_revocation(s: &Storage) {
+    s.create_lease(&lease("l/a", "r", None, 100), 0)
+        .await
+        .unwrap();
+    assert!(s.renew_lease("l/a", 200, 50).await.unwrap());
+    let renewed = s.lease("l/a").await.unwrap().unwrap();
+    assert_eq!((renewed.expire_at, renewed.due_at), (200, 200));
+    assert_eq!(renewed.last_renewal, Some(50));
+    assert!(
+        !s.renew_lease("l/a", 400, 200).await.unwrap(),
+        "renewed when expired"
+    );
+    assert!(!s.renew_lease("nope", 400, 1).await.unwrap());
+    // Marked for revocation (revoke-prefix): no more renewals.
+    s.create_lease(&lease("l/b", "r", None, 1_000), 0)
+        .await
+        .unwrap();
+    assert_eq!(s.expire_leases("l/", 60).await.unwrap(), 2);
+    assert!(!s.renew_lease("l/b", 2_000, 70).await.unwrap());
+    // A claimed lease is no longer valid, whatever its expiry said.
+    s.create_lease(&lease("m/c", "r", None, 1_000), 0)
+        .await
+        .unwrap();
+    let claimed = s.claim_lease("m/c", 80, 500).await.unwrap().unwrap();
+    assert_eq!(
+        (claimed.expire_at, claimed.due_at, claimed.attempts),
+        (80, 500, 1)
+    );
+    assert!(!s.renew_lease("m/c", 2_000, 90).await.unwrap());
+}
+
+pub async fn due_leases_are_claimed_once_and_taken_over_after_the_deadline(s: &Storage) {
+    let s = Arc::new(s.clone());
+    for i in 0..120 {
+        s.create_lease(&lease(&format!("due/{i:03}"), "r", None, 10), 0)
+            .await
+            .unwrap();
+    }
+    s.create_lease(&lease("later/x", "r", None, 1_000), 0)
+        .await
+        .unwrap();
+    let claimers: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = s.claim_due_leases(100, 500, 7).await.unwrap();
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|l| l.id));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.unwrap());
+    }
+    all.sort();
+    let expected: Vec<String> = (0..120).map(|i| format!("due/{i:03}")).collect();
+    assert_eq!(all, expected, "every due lease claimed exactly once");
+    // Nothing is due again before the claims' deadline...
+    assert!(s.claim_due_leases(499, 900, 500).await.unwrap().is_empty());
+    // ...and a claim that was never finished is taken over after it.
+    s.finish_lease("due/000").await.unwrap();
+    let again = s.claim_due_leases(500, 900, 500).await.unwrap();
+    assert_eq!(again.len(), 119);
+    assert!(again.iter().all(|l| l.attempts == 2));
+}
+
+pub async fn failed_revocations_back_off_then_become_irrevocable(s: &Storage) {
+    let keys = total_data_keys(s).await;
+    s.create_lease(&lease("f/a", "r", None, 10), 0)
+        .await
+        .unwrap();
+    s.create_lease(&lease("f/b", "r", None, 10), 0)
+        .await
+        .unwrap();
+    assert_eq!(s.claim_due_leases(20, 30, 10).await.unwrap().len(), 2);
+    s.fail_lease("f/a", 100, "connection refused", false)
+        .await
+        .unwrap();
+    s.fail_lease("f/b", 40, "role owns objects", true)
+        .await
+        .unwrap();
+    assert!(s.claim_due_leases(99, 200, 10).await.unwrap().is_empty());
+    let retried = s.claim_due_leases(100, 200, 10).await.unwrap();
+    assert_eq!(retried.len(), 1, "the irrevocable lease is never retried");
+    assert_eq!(retried[0].last_error.as_deref(), Some("connection refused"));
+    assert_eq!(s.lease_counts().await.unwrap(), (2, 1));
+    let stuck = s.irrevocable_leases(10).await.unwrap();
+    assert_eq!(stuck.len(), 1);
+    assert_eq!(stuck[0].last_error.as_deref(), Some("role owns objects"));
+    assert!(s.claim_lease("f/b", 300, 400).await.unwrap().is_none());
+    // revoke-force drops it, key and all.
+    assert_eq!(s.force_delete_leases("f/b").await.unwrap(), 1);
+    assert!(s.finish_lease("f/a").await.unwrap());
+    assert_eq!(s.lease_counts().await.unwrap(), (0, 0));
+    assert_eq!(total_data_keys(s).await, keys);
+}
+
+pub async fn a_role_quota_holds_under_concurrent_creation(s: &Storage) {
+    let s = Arc::new(s.clone());
+    let creators: Vec<_> = (0..12)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.create_lease(&lease(&format!("q/{i}"), "limited", None, 100), 5)
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for c in creators {
+        match c.await.unwrap() {
+            Ok(()) => created += 1,
+            Err(StorageError::QuotaExceeded(held)) => assert_eq!(held, 5),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert_eq!(created, 5);
+    assert_eq!(s.role_lease_count(MOUNT, "limited").await.unwrap(), 5);
+    // Another role is not limited by this one's quota.
+    s.create_lease(&lease("q/other", "free", None, 100), 5)
+        .await
+        .unwrap();
+}
+
+pub async fn a_revoked_tokens_leases_fall_due_before_it_is_deleted(s: &Storage) {
+    s.create_token(&token(1, None, 0)).await.unwrap();
+    s.create_token(&token(2, Some(1), 0)).await.unwrap();
+    s.create_lease(&lease("t/a", "r", Some(2), 1_000), 0)
+        .await
+        .unwrap();
+    s.create_lease(&lease("t/b", "r", None, 1_000), 0)
+        .await
+        .unwrap();
+    s.revoke_token(&[1], false).await.unwrap();
+    assert_eq!(s.expire_leases_of_revoked_tokens(50, 100).await.unwrap(), 1);
+    // The child token stays (revoked) while it owns a lease.
+    s.sweep_revoked_tokens(100).await.unwrap();
+    let due = s.claim_due_leases(50, 60, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(),
+        ["t/a"]
+    );
+    assert!(s.finish_lease("t/a").await.unwrap());
+    assert_eq!(s.sweep_revoked_tokens(100).await.unwrap(), 1);
+    assert!(
+        s.lease("t/b").await.unwrap().is_some(),
+        "another token's lease"
+    );
+}

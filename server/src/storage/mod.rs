@@ -65,6 +65,9 @@ pub enum StorageError {
     /// The storage was closed (the server is shutting down).
     #[error("storage is closed")]
     Closed,
+    /// A role already holds its maximum number of leases.
+    #[error("the role has {0} leases, its maximum")]
+    QuotaExceeded(u64),
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
@@ -203,6 +206,45 @@ impl SealedBlob {
             },
             ciphertext: ciphertext.to_vec(),
         })
+    }
+}
+
+/// A lease on a dynamic secret: what was handed out, until when, and
+/// what its backend needs to take it back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LeaseRecord {
+    /// `<request path>/<random>`, as Vault's.
+    pub id: String,
+    pub mount_uuid: String,
+    /// The backend's role ('' when none), for quotas and counts.
+    pub role: String,
+    /// The token whose request created the lease.
+    pub token_hash: Option<Vec<u8>>,
+    pub issued_at: UnixNanos,
+    pub expire_at: UnixNanos,
+    pub last_renewal: Option<UnixNanos>,
+    pub renewable: bool,
+    /// What the backend needs to renew and revoke it, sealed.
+    pub secret: SealedBlob,
+    /// When the expiry worker acts next (see the `leases` table).
+    pub due_at: UnixNanos,
+    /// Revocations tried so far.
+    pub attempts: u32,
+    /// Given up on after too many failures; kept until forced out.
+    pub irrevocable: bool,
+    pub last_error: Option<String>,
+}
+
+impl std::fmt::Debug for LeaseRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseRecord")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("expire_at", &self.expire_at)
+            .field("due_at", &self.due_at)
+            .field("attempts", &self.attempts)
+            .field("irrevocable", &self.irrevocable)
+            .finish_non_exhaustive()
     }
 }
 
@@ -614,6 +656,42 @@ delegate! {
     /// order, at most `limit` of them.
     fn mount_entry_paths(&self, mount: &str, prefix: &str, limit: u32) -> Result<Vec<String>>;
 
+    /// Stores a new lease; `ParentRevoked` if its token is no longer live,
+    /// `MountGone` if its mount was deleted, `QuotaExceeded` if its role
+    /// (with `max_leases` > 0) already holds that many.
+    fn create_lease(&self, lease: &LeaseRecord, max_leases: u64) -> Result<()>;
+    /// The lease with this id.
+    fn lease(&self, id: &str) -> Result<Option<LeaseRecord>>;
+    /// Lease ids that start with `prefix`, in byte order, at most `limit`.
+    fn lease_ids(&self, prefix: &str, limit: u32) -> Result<Vec<String>>;
+    /// Moves the expiry of a lease that is neither expired at `now` nor
+    /// due for revocation; false otherwise.
+    fn renew_lease(&self, id: &str, expire_at: UnixNanos, now: UnixNanos) -> Result<bool>;
+    /// Claims up to `limit` leases due at `now` for revocation until
+    /// `deadline` (after which another node may claim them again); each
+    /// claim counts an attempt and ends the lease's validity.
+    fn claim_due_leases(&self, now: UnixNanos, deadline: UnixNanos, limit: u32) -> Result<Vec<LeaseRecord>>;
+    /// Claims one lease for revocation now, whatever its expiry.
+    fn claim_lease(&self, id: &str, now: UnixNanos, deadline: UnixNanos) -> Result<Option<LeaseRecord>>;
+    /// Deletes a revoked lease and shreds its data key.
+    fn finish_lease(&self, id: &str) -> Result<bool>;
+    /// Records a failed revocation: tried again at `retry_at`, or never
+    /// again if `irrevocable`.
+    fn fail_lease(&self, id: &str, retry_at: UnixNanos, error: &str, irrevocable: bool) -> Result<()>;
+    /// Makes every lease under `prefix` due at `now` (revoke-prefix).
+    fn expire_leases(&self, prefix: &str, now: UnixNanos) -> Result<u64>;
+    /// Makes due at `now` up to `limit` leases whose token is revoked.
+    fn expire_leases_of_revoked_tokens(&self, now: UnixNanos, limit: u32) -> Result<u64>;
+    /// Deletes every lease under `prefix` without revoking anything
+    /// (revoke-force), shredding their data keys.
+    fn force_delete_leases(&self, prefix: &str) -> Result<u64>;
+    /// How many leases a role of a mount holds.
+    fn role_lease_count(&self, mount: &str, role: &str) -> Result<u64>;
+    /// How many leases there are, and how many of them are irrevocable.
+    fn lease_counts(&self) -> Result<(u64, u64)>;
+    /// Up to `limit` irrevocable leases, by id.
+    fn irrevocable_leases(&self, limit: u32) -> Result<Vec<LeaseRecord>>;
+
     /// A KV mount's config, if it was ever written.
     fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>>;
     /// Replaces a KV mount's config.
@@ -701,6 +779,12 @@ mod conformance_tests {
         policies_round_trip,
         audit_devices_round_trip,
         mount_entries_are_sealed_records_that_die_with_their_mount,
+        leases_round_trip_and_list_by_prefix,
+        renewal_stops_at_expiry_and_at_revocation,
+        due_leases_are_claimed_once_and_taken_over_after_the_deadline,
+        failed_revocations_back_off_then_become_irrevocable,
+        a_role_quota_holds_under_concurrent_creation,
+        a_revoked_tokens_leases_fall_due_before_it_is_deleted,
     );
 }
 

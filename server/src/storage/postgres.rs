@@ -27,6 +27,15 @@ mod dialect {
     /// A live parent token, kept from revocation until the child is stored.
     pub const LOCK_LIVE_PARENT: &str =
         "SELECT CAST(1 AS BIGINT) FROM tokens WHERE hash = $1 AND NOT revoked FOR SHARE";
+    /// Due leases no other node holds: nodes share the work, and a row
+    /// another node renewed meanwhile is checked again by the outer WHERE.
+    pub const CLAIM_DUE_LEASES: &str = "UPDATE leases SET due_at = $2, attempts = attempts + 1, \
+        expire_at = CASE WHEN expire_at > $1 THEN $1 ELSE expire_at END \
+        WHERE id IN (SELECT id FROM leases WHERE due_at <= $1 AND NOT irrevocable \
+        ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) AND due_at <= $1 AND NOT irrevocable \
+        RETURNING id";
+    /// Lease creations of one role queue while its quota is counted.
+    pub const LOCK_ROLE_QUOTA: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

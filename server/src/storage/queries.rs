@@ -77,7 +77,8 @@ macro_rules! impl_queries {
         use $crate::storage::{
             BarrierRecord, DataKeyCounts, DataKeyRecord, InitRecord, KeyTermRecord, KvConfigRecord,
             KvMetadataRead, KvMetadataUpdate, KvVersionRead, KvVersions, KvWrite, KvWriteOutcome,
-            MountRecord, Result, SealedBlob, StorageError, TokenRecord, UnixNanos, to_i64, to_u64,
+            LeaseRecord, MountRecord, Result, SealedBlob, StorageError, TokenRecord, UnixNanos,
+            to_i64, to_u64,
         };
 
         /// A write transaction as a closure over the connection.
@@ -296,6 +297,8 @@ macro_rules! impl_queries {
                                 .await?;
                             for statement in [
                                 sql::REVOKE_MOUNT_TOKENS,
+                                sql::DELETE_MOUNT_LEASE_KEYS,
+                                sql::DELETE_MOUNT_LEASES,
                                 sql::DELETE_MOUNT_ENTRY_KEYS,
                                 sql::DELETE_MOUNT_ENTRIES,
                                 sql::DELETE_MOUNT_DATA_KEYS,
@@ -735,6 +738,324 @@ macro_rules! impl_queries {
                     .fetch_all(self.reader())
                     .await?;
                 Ok(rows.into_iter().map(|(p,)| p).collect())
+            }
+
+            pub async fn create_lease(&self, lease: &LeaseRecord, max_leases: u64) -> Result<()> {
+                let lease = lease.clone();
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            require_mount(&mut *conn, &lease.mount_uuid).await?;
+                            if let Some(token) = &lease.token_hash {
+                                // Held until the lease is stored, so the
+                                // token's revocation sees it.
+                                let live: Option<(i64,)> =
+                                    sqlx::query_as(dialect::LOCK_LIVE_PARENT)
+                                        .bind(token)
+                                        .fetch_optional(&mut *conn)
+                                        .await?;
+                                if live.is_none() {
+                                    return Err(StorageError::ParentRevoked);
+                                }
+                            }
+                            if max_leases > 0 {
+                                sqlx::query(dialect::LOCK_ROLE_QUOTA)
+                                    .bind(format!("{}/{}", lease.mount_uuid, lease.role))
+                                    .execute(&mut *conn)
+                                    .await?;
+                                let (held,): (i64,) = sqlx::query_as(sql::COUNT_ROLE_LEASES)
+                                    .bind(&lease.mount_uuid)
+                                    .bind(&lease.role)
+                                    .fetch_one(&mut *conn)
+                                    .await?;
+                                let held = to_u64(held, "lease count")?;
+                                if held >= max_leases {
+                                    return Err(StorageError::QuotaExceeded(held));
+                                }
+                            }
+                            insert_data_key(&mut *conn, &lease.secret.dek).await?;
+                            sqlx::query(sql::INSERT_LEASE)
+                                .bind(&lease.id)
+                                .bind(&lease.mount_uuid)
+                                .bind(&lease.role)
+                                .bind(lease.token_hash.as_deref())
+                                .bind(lease.issued_at)
+                                .bind(lease.expire_at)
+                                .bind(lease.last_renewal)
+                                .bind(lease.renewable)
+                                .bind(&lease.secret.dek.id)
+                                .bind(&lease.secret.ciphertext)
+                                .bind(lease.due_at)
+                                .bind(i64::from(lease.attempts))
+                                .bind(lease.irrevocable)
+                                .bind(lease.last_error.as_deref())
+                                .execute(&mut *conn)
+                                .await
+                                .map_err(|e| match StorageError::from(e) {
+                                    StorageError::Conflict(_) => StorageError::Conflict("lease id"),
+                                    other => other,
+                                })?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn lease(&self, id: &str) -> Result<Option<LeaseRecord>> {
+                let row: Option<rows::LeaseRow> = sqlx::query_as(sql::SELECT_LEASE)
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(rows::LeaseRow::into_record).transpose()
+            }
+
+            pub async fn lease_ids(&self, prefix: &str, limit: u32) -> Result<Vec<String>> {
+                let upper = $crate::storage::prefix_upper_bound(prefix);
+                let rows: Vec<(String,)> = sqlx::query_as(sql::LIST_LEASE_IDS)
+                    .bind(prefix)
+                    .bind(upper.as_deref())
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows.into_iter().map(|(id,)| id).collect())
+            }
+
+            pub async fn renew_lease(
+                &self,
+                id: &str,
+                expire_at: UnixNanos,
+                now: UnixNanos,
+            ) -> Result<bool> {
+                let id = id.to_owned();
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(sql::RENEW_LEASE)
+                                .bind(&id)
+                                .bind(expire_at)
+                                .bind(now)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done > 0))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn claim_due_leases(
+                &self,
+                now: UnixNanos,
+                deadline: UnixNanos,
+                limit: u32,
+            ) -> Result<Vec<LeaseRecord>> {
+                let ids: Vec<String> = self
+                    .write(
+                        Touched::Nothing,
+                        job(move |conn| {
+                            Box::pin(async move {
+                                let rows: Vec<(String,)> =
+                                    sqlx::query_as(dialect::CLAIM_DUE_LEASES)
+                                        .bind(now)
+                                        .bind(deadline)
+                                        .bind(i64::from(limit))
+                                        .fetch_all(&mut *conn)
+                                        .await?;
+                                Ok(TxOutcome::commit(
+                                    rows.into_iter().map(|(id,)| id).collect(),
+                                ))
+                            })
+                        }),
+                    )
+                    .await?;
+                self.leases_by_id(&ids).await
+            }
+
+            pub async fn claim_lease(
+                &self,
+                id: &str,
+                now: UnixNanos,
+                deadline: UnixNanos,
+            ) -> Result<Option<LeaseRecord>> {
+                let owned = id.to_owned();
+                let claimed: Option<(String,)> = self
+                    .write(
+                        Touched::Nothing,
+                        job(move |conn| {
+                            Box::pin(async move {
+                                let row = sqlx::query_as(sql::CLAIM_LEASE)
+                                    .bind(now)
+                                    .bind(deadline)
+                                    .bind(&owned)
+                                    .fetch_optional(&mut *conn)
+                                    .await?;
+                                Ok(TxOutcome::commit(row))
+                            })
+                        }),
+                    )
+                    .await?;
+                match claimed {
+                    Some(_) => self.lease(id).await,
+                    None => Ok(None),
+                }
+            }
+
+            /// The leases with these ids that still exist, in that order.
+            async fn leases_by_id(&self, ids: &[String]) -> Result<Vec<LeaseRecord>> {
+                let mut leases = Vec::with_capacity(ids.len());
+                for id in ids {
+                    if let Some(lease) = self.lease(id).await? {
+                        leases.push(lease);
+                    }
+                }
+                Ok(leases)
+            }
+
+            pub async fn finish_lease(&self, id: &str) -> Result<bool> {
+                let id = id.to_owned();
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::DELETE_LEASE_KEY)
+                                .bind(&id)
+                                .execute(&mut *conn)
+                                .await?;
+                            let done = sqlx::query(sql::DELETE_LEASE)
+                                .bind(&id)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done > 0))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn fail_lease(
+                &self,
+                id: &str,
+                retry_at: UnixNanos,
+                error: &str,
+                irrevocable: bool,
+            ) -> Result<()> {
+                let (id, error) = (id.to_owned(), error.to_owned());
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::FAIL_LEASE)
+                                .bind(&id)
+                                .bind(retry_at)
+                                .bind(&error)
+                                .bind(irrevocable)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn expire_leases(&self, prefix: &str, now: UnixNanos) -> Result<u64> {
+                let prefix = prefix.to_owned();
+                let upper = $crate::storage::prefix_upper_bound(&prefix);
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(sql::EXPIRE_LEASES)
+                                .bind(now)
+                                .bind(&prefix)
+                                .bind(upper.as_deref())
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn expire_leases_of_revoked_tokens(
+                &self,
+                now: UnixNanos,
+                limit: u32,
+            ) -> Result<u64> {
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(sql::EXPIRE_LEASES_OF_REVOKED_TOKENS)
+                                .bind(now)
+                                .bind(i64::from(limit))
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn force_delete_leases(&self, prefix: &str) -> Result<u64> {
+                let prefix = prefix.to_owned();
+                let upper = $crate::storage::prefix_upper_bound(&prefix);
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::DELETE_LEASE_KEYS_IN_RANGE)
+                                .bind(&prefix)
+                                .bind(upper.as_deref())
+                                .execute(&mut *conn)
+                                .await?;
+                            let done = sqlx::query(sql::DELETE_LEASES_IN_RANGE)
+                                .bind(&prefix)
+                                .bind(upper.as_deref())
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn role_lease_count(&self, mount: &str, role: &str) -> Result<u64> {
+                let (n,): (i64,) = sqlx::query_as(sql::COUNT_ROLE_LEASES)
+                    .bind(mount)
+                    .bind(role)
+                    .fetch_one(self.reader())
+                    .await?;
+                to_u64(n, "lease count")
+            }
+
+            pub async fn lease_counts(&self) -> Result<(u64, u64)> {
+                let (all, irrevocable): (i64, i64) = sqlx::query_as(sql::COUNT_LEASES)
+                    .fetch_one(self.reader())
+                    .await?;
+                Ok((
+                    to_u64(all, "lease count")?,
+                    to_u64(irrevocable, "irrevocable lease count")?,
+                ))
+            }
+
+            pub async fn irrevocable_leases(&self, limit: u32) -> Result<Vec<LeaseRecord>> {
+                let rows: Vec<rows::LeaseRow> = sqlx::query_as(sql::SELECT_IRREVOCABLE_LEASES)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.reader())
+                    .await?;
+                rows.into_iter().map(rows::LeaseRow::into_record).collect()
             }
 
             pub async fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>> {

@@ -4,8 +4,8 @@
 
 use super::{
     BarrierRecord, DataKeyRecord, KeyTermRecord, KvConfigRecord, KvKeySettings, KvVersionRead,
-    KvVersionRecord, MountKind, MountRecord, Result, SealedBlob, StorageError, TokenRecord, to_u32,
-    to_u64,
+    KvVersionRecord, LeaseRecord, MountKind, MountRecord, Result, SealedBlob, StorageError,
+    TokenRecord, to_u32, to_u64,
 };
 
 #[derive(sqlx::FromRow)]
@@ -163,6 +163,48 @@ impl TokenRow {
 pub(super) fn policies_json(policies: &[String]) -> String {
     // A Vec<String> always serialises.
     serde_json::to_string(policies).unwrap_or_else(|_| "[]".to_owned())
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct LeaseRow {
+    id: String,
+    mount_uuid: String,
+    role: String,
+    token_hash: Option<Vec<u8>>,
+    issued_at: i64,
+    expire_at: i64,
+    last_renewal: Option<i64>,
+    renewable: bool,
+    dek: Vec<u8>,
+    term: Option<i64>,
+    wrapped: Option<Vec<u8>>,
+    secret: Vec<u8>,
+    due_at: i64,
+    attempts: i64,
+    irrevocable: bool,
+    last_error: Option<String>,
+}
+
+impl LeaseRow {
+    pub(super) fn into_record(self) -> Result<LeaseRecord> {
+        let secret = sealed_blob(Some(self.dek), self.term, self.wrapped, Some(self.secret))?
+            .ok_or_else(|| StorageError::Corrupt("lease secret".to_owned()))?;
+        Ok(LeaseRecord {
+            id: self.id,
+            mount_uuid: self.mount_uuid,
+            role: self.role,
+            token_hash: self.token_hash,
+            issued_at: self.issued_at,
+            expire_at: self.expire_at,
+            last_renewal: self.last_renewal,
+            renewable: self.renewable,
+            secret,
+            due_at: self.due_at,
+            attempts: to_u32(self.attempts, "lease attempts")?,
+            irrevocable: self.irrevocable,
+            last_error: self.last_error,
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]

@@ -78,10 +78,12 @@ pub(super) const CASCADE_REVOCATION: &str = "UPDATE tokens SET revoked = TRUE \
 pub(super) const REVOKE_EXPIRED: &str = "UPDATE tokens SET revoked = TRUE \
     WHERE hash IN (SELECT hash FROM tokens WHERE expire_at <= $1 AND NOT revoked LIMIT $2) \
     AND expire_at <= $1";
-/// Deletes up to $1 revoked tokens none of whose children is still live.
+/// Deletes up to $1 revoked tokens none of whose children is still live
+/// and that own no lease any more (their leases are revoked first).
 pub(super) const SWEEP_REVOKED: &str = "DELETE FROM tokens WHERE hash IN (SELECT t.hash \
     FROM tokens t WHERE t.revoked AND NOT EXISTS (SELECT 1 FROM tokens c \
-    WHERE c.parent = t.hash AND NOT c.revoked) LIMIT $1)";
+    WHERE c.parent = t.hash AND NOT c.revoked) \
+    AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.token_hash = t.hash) LIMIT $1)";
 
 pub(super) const SELECT_POLICY: &str =
     "SELECT name, policy, version, created_at, updated_at FROM policies WHERE name = $1";
@@ -117,6 +119,49 @@ pub(super) const UPSERT_MOUNT_ENTRY: &str = "INSERT INTO mount_entries (mount_uu
     SET dek = excluded.dek, value = excluded.value, updated_at = excluded.updated_at";
 pub(super) const DELETE_MOUNT_ENTRY: &str =
     "DELETE FROM mount_entries WHERE mount_uuid = $1 AND path = $2";
+
+pub(super) const INSERT_LEASE: &str = "INSERT INTO leases (id, mount_uuid, role, token_hash, \
+    issued_at, expire_at, last_renewal, renewable, dek, secret, due_at, attempts, irrevocable, \
+    last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+pub(super) const SELECT_LEASE: &str = "SELECT l.id, l.mount_uuid, l.role, l.token_hash, \
+    l.issued_at, l.expire_at, l.last_renewal, l.renewable, l.dek, k.term, k.wrapped, l.secret, \
+    l.due_at, l.attempts, l.irrevocable, l.last_error \
+    FROM leases l LEFT JOIN data_keys k ON k.id = l.dek WHERE l.id = $1";
+pub(super) const SELECT_IRREVOCABLE_LEASES: &str = "SELECT l.id, l.mount_uuid, l.role, \
+    l.token_hash, l.issued_at, l.expire_at, l.last_renewal, l.renewable, l.dek, k.term, k.wrapped, \
+    l.secret, l.due_at, l.attempts, l.irrevocable, l.last_error \
+    FROM leases l LEFT JOIN data_keys k ON k.id = l.dek WHERE l.irrevocable ORDER BY l.id LIMIT $1";
+/// Ids from $1 (inclusive) to $2 (exclusive, NULL for no bound).
+pub(super) const LIST_LEASE_IDS: &str =
+    "SELECT id FROM leases WHERE id >= $1 AND ($2 IS NULL OR id < $2) ORDER BY id LIMIT $3";
+/// A lease due for revocation (`due_at` passed) cannot be renewed, nor
+/// one already expired.
+pub(super) const RENEW_LEASE: &str = "UPDATE leases SET expire_at = $2, due_at = $2, \
+    last_renewal = $3 WHERE id = $1 AND expire_at > $3 AND due_at > $3 AND NOT irrevocable";
+pub(super) const CLAIM_LEASE: &str = "UPDATE leases SET due_at = $2, attempts = attempts + 1, \
+    expire_at = CASE WHEN expire_at > $1 THEN $1 ELSE expire_at END \
+    WHERE id = $3 AND NOT irrevocable RETURNING id";
+pub(super) const DELETE_LEASE_KEY: &str =
+    "DELETE FROM data_keys WHERE id IN (SELECT dek FROM leases WHERE id = $1)";
+pub(super) const DELETE_LEASE: &str = "DELETE FROM leases WHERE id = $1";
+pub(super) const FAIL_LEASE: &str =
+    "UPDATE leases SET due_at = $2, last_error = $3, irrevocable = $4 WHERE id = $1";
+pub(super) const EXPIRE_LEASES: &str = "UPDATE leases SET due_at = $1 \
+    WHERE id >= $2 AND ($3 IS NULL OR id < $3) AND due_at > $1 AND NOT irrevocable";
+pub(super) const EXPIRE_LEASES_OF_REVOKED_TOKENS: &str = "UPDATE leases SET due_at = $1 \
+    WHERE id IN (SELECT l.id FROM leases l JOIN tokens t ON t.hash = l.token_hash \
+    WHERE t.revoked AND l.due_at > $1 AND NOT l.irrevocable LIMIT $2)";
+pub(super) const DELETE_LEASE_KEYS_IN_RANGE: &str = "DELETE FROM data_keys WHERE id IN \
+    (SELECT dek FROM leases WHERE id >= $1 AND ($2 IS NULL OR id < $2))";
+pub(super) const DELETE_LEASES_IN_RANGE: &str =
+    "DELETE FROM leases WHERE id >= $1 AND ($2 IS NULL OR id < $2)";
+pub(super) const COUNT_ROLE_LEASES: &str =
+    "SELECT COUNT(*) FROM leases WHERE mount_uuid = $1 AND role = $2";
+pub(super) const COUNT_LEASES: &str = "SELECT COUNT(*), \
+    COALESCE(SUM(CASE WHEN irrevocable THEN 1 ELSE 0 END), 0) FROM leases";
+pub(super) const DELETE_MOUNT_LEASE_KEYS: &str =
+    "DELETE FROM data_keys WHERE id IN (SELECT dek FROM leases WHERE mount_uuid = $1)";
+pub(super) const DELETE_MOUNT_LEASES: &str = "DELETE FROM leases WHERE mount_uuid = $1";
 
 pub(super) const SELECT_KV_CONFIG: &str = "SELECT max_versions, cas_required, \
     delete_version_after FROM kv_config WHERE mount_uuid = $1";

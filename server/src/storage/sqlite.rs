@@ -40,6 +40,12 @@ mod dialect {
     /// A live parent token, kept from revocation until the child is stored.
     pub const LOCK_LIVE_PARENT: &str =
         "SELECT CAST(1 AS BIGINT) FROM tokens WHERE hash = $1 AND NOT revoked";
+    pub const CLAIM_DUE_LEASES: &str = "UPDATE leases SET due_at = $2, attempts = attempts + 1, \
+        expire_at = CASE WHEN expire_at > $1 THEN $1 ELSE expire_at END \
+        WHERE id IN (SELECT id FROM leases WHERE due_at <= $1 AND NOT irrevocable \
+        ORDER BY due_at LIMIT $3) RETURNING id";
+    /// The single writer already serialises lease creations.
+    pub const LOCK_ROLE_QUOTA: &str = "SELECT $1";
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
