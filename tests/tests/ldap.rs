@@ -3,10 +3,10 @@
 //! commands use to read what the user's group allows, and nothing else.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use secretd::auth::ldap::slapd::{self, Slapd};
-use secretd_tests::{Api, Db, Server, binary, on_both_databases};
+use secretd_tests::{Api, Db, Server, on_both_databases, secretctl_env};
 use serde_json::json;
 
 on_both_databases!(secretctl_login_reads_what_the_ldap_group_allows);
@@ -16,18 +16,9 @@ const ROOT: &str = "e2e-root-token";
 const DEV_READ: &str = "path \"secret/data/dev/*\" {\n  capabilities = [\"read\"]\n}\n";
 
 /// `secretctl` with the token file at `token_file` and no other token.
-fn secretctl(url: &str, token_file: &Path, args: &[&str]) -> Output {
-    Command::new(binary("secretctl"))
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("SECRETD_ADDR", url)
-        .env("SECRETD_TOKEN_FILE", token_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap()
+fn secretctl(url: &str, token_file: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let token_file = token_file.to_str().unwrap();
+    secretctl_env(url, "", &[("SECRETD_TOKEN_FILE", token_file)], args, stdin)
 }
 
 fn text(output: &Output) -> String {
@@ -112,6 +103,7 @@ async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
             "--password-file",
             password_file.to_str().unwrap(),
         ],
+        None,
     );
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(
@@ -134,6 +126,7 @@ async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
             "--password-file",
             password_file.to_str().unwrap(),
         ],
+        None,
     );
     assert!(login.status.success(), "{}", text(&login));
     #[cfg(unix)]
@@ -143,10 +136,10 @@ async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
         assert_eq!(mode & 0o777, 0o600);
     }
 
-    let allowed = secretctl(&server.url, &token_file, &["get", "secret/dev/app"]);
+    let allowed = secretctl(&server.url, &token_file, &["get", "secret/dev/app"], None);
     assert!(allowed.status.success(), "{}", text(&allowed));
     assert!(text(&allowed).contains("dev/app"), "{}", text(&allowed));
-    let denied = secretctl(&server.url, &token_file, &["get", "secret/ops/app"]);
+    let denied = secretctl(&server.url, &token_file, &["get", "secret/ops/app"], None);
     assert_eq!(denied.status.code(), Some(2), "{}", text(&denied));
     assert!(
         text(&denied).contains("permission denied"),
@@ -158,12 +151,33 @@ async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
         &server.url,
         &token_file,
         &["read", "auth/token/lookup-self"],
+        None,
     );
     assert!(text(&lookup).contains("ldap-alice"), "{}", text(&lookup));
 
-    let logout = secretctl(&server.url, &token_file, &["logout"]);
+    let logout = secretctl(&server.url, &token_file, &["logout"], None);
     assert!(logout.status.success(), "{}", text(&logout));
     assert!(!token_file.exists());
+
+    // The password from stdin (`--password-file -`) works the same, and
+    // bob's group (by memberUid) maps to nothing here.
+    let login = secretctl(
+        &server.url,
+        &token_file,
+        &[
+            "login",
+            "--method",
+            "ldap",
+            "--username",
+            "bob",
+            "--password-file",
+            "-",
+        ],
+        Some("bob-password\n"),
+    );
+    assert!(login.status.success(), "{}", text(&login));
+    let denied = secretctl(&server.url, &token_file, &["get", "secret/dev/app"], None);
+    assert_eq!(denied.status.code(), Some(2), "{}", text(&denied));
     drop(server);
     database.remove().await;
 }
