@@ -57,10 +57,12 @@ pub const MEMBER_GROUPS: &[(&str, &[&str])] = &[
 /// ASCII only).
 pub const POSIX_GROUPS: &[(&str, &[&str])] = &[("ops", &["bob"])];
 
-/// The PEM certificate (chain) and key slapd serves for TLS.
+/// The PEM certificate (chain) and key slapd serves for TLS, and the CA
+/// client certificates must come from, if it demands them.
 pub struct TlsFiles {
     pub cert_pem: String,
     pub key_pem: String,
+    pub client_ca_pem: Option<String>,
 }
 
 pub struct Slapd {
@@ -404,6 +406,14 @@ fn write_config(dir: &Path, modules: &Path, tls: Option<&TlsFiles>) {
             cert.display(),
             key.display()
         ));
+        if let Some(client_ca) = &tls.client_ca_pem {
+            let ca = dir.join("client-ca.pem");
+            std::fs::write(&ca, client_ca).unwrap();
+            conf.push_str(&format!(
+                "TLSCACertificateFile {}\nTLSVerifyClient demand\n",
+                ca.display()
+            ));
+        }
     }
     // The root password in clear is fine for a throw-away server.
     conf.push_str(&format!(

@@ -354,6 +354,7 @@ async fn a_silent_server_runs_into_the_timeouts() {
 struct Pki {
     ca_pem: String,
     tls: TlsFiles,
+    issuer: Issuer<'static, KeyPair>,
 }
 
 fn pki(name: &str) -> Pki {
@@ -372,8 +373,21 @@ fn pki(name: &str) -> Pki {
         tls: TlsFiles {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            client_ca_pem: None,
         },
+        issuer,
     }
+}
+
+/// A client certificate from `pki`'s CA: (certificate PEM, key PEM).
+fn client_certificate(pki: &Pki) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "secretd");
+    let cert = params.signed_by(&key, &pki.issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
 }
 
 #[tokio::test]
@@ -383,6 +397,18 @@ async fn ldaps_and_starttls_verify_the_server_with_the_configured_ca() {
     let Some(server) = Slapd::start_with_tls(right.tls).await else {
         return;
     };
+    let only_tls13 = LdapConfig {
+        url: server.ldaps_url(),
+        certificate: right.ca_pem.clone(),
+        tls_min_version: "tls13".into(),
+        tls_max_version: "tls13".into(),
+        ..searching(&server)
+    };
+    assert!(
+        directory::authenticate(&only_tls13, "alice", "alice-password")
+            .await
+            .is_ok()
+    );
     let ldaps = LdapConfig {
         url: server.ldaps_url(),
         certificate: right.ca_pem.clone(),
@@ -430,6 +456,36 @@ async fn ldaps_and_starttls_verify_the_server_with_the_configured_ca() {
                 .is_ok()
         );
     }
+}
+
+#[tokio::test]
+async fn a_server_that_demands_a_client_certificate_gets_the_configured_one() {
+    let mut server_pki = pki("secretd LDAP server CA");
+    let client_pki = pki("secretd LDAP client CA");
+    server_pki.tls.client_ca_pem = Some(client_pki.ca_pem.clone());
+    let (client_cert, client_key) = client_certificate(&client_pki);
+    let Some(server) = Slapd::start_with_tls(server_pki.tls).await else {
+        return;
+    };
+    let without = LdapConfig {
+        url: server.ldaps_url(),
+        certificate: server_pki.ca_pem.clone(),
+        ..searching(&server)
+    };
+    assert!(matches!(
+        directory::authenticate(&without, "alice", "alice-password").await,
+        Err(DirectoryError::Connect | DirectoryError::UserBind)
+    ));
+    let with = LdapConfig {
+        client_tls_cert: client_cert,
+        client_tls_key: Secret::new(client_key),
+        ..without
+    };
+    with.validate().unwrap();
+    assert_eq!(
+        groups(directory::authenticate(&with, "alice", "alice-password").await),
+        ["devs", "staff"]
+    );
 }
 
 #[test]
