@@ -113,6 +113,13 @@ async fn config_groups_and_users_are_managed_like_vaults() {
             .windows(BINDPASS.len())
             .any(|w| w == BINDPASS.as_bytes())
     );
+    // What a read shows can be written back as it is (and keeps bindpass).
+    let r = app
+        .root("POST", "/v1/auth/ldap/config", Some(data.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let (_, body) = token(&app, "alice", "alice-password").await;
+    assert_eq!(body["auth"]["metadata"]["username"], "alice");
 
     write(
         &app,
