@@ -38,6 +38,9 @@ pub enum Error {
     /// PATCH without a merge-patch body (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Over a quota, such as a role's lease count (429).
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The barrier is sealed (503).
     #[error("Vault is sealed")]
     Sealed,

@@ -9,6 +9,7 @@ mod audit;
 mod entries;
 mod error;
 mod fields;
+pub mod leases;
 pub mod mounts;
 pub mod path;
 mod policies;
@@ -26,7 +27,8 @@ pub use self::error::Error;
 pub use self::fields::Fields;
 pub use self::mounts::MountTable;
 pub use self::request::{
-    ClientToken, Login, LoginTerms, Operation, Request, Response, ResponseStatus, to_object,
+    ClientToken, LeaseGrant, LeaseInfo, Login, LoginTerms, Operation, Request, Response,
+    ResponseStatus, to_object,
 };
 pub use self::seal::{HealthState, SealSettings};
 use crate::audit::Event;
@@ -134,8 +136,10 @@ impl Core {
         let refresh = tokio::spawn(async move { core.run_mount_refresh().await });
         let core = Arc::clone(self);
         let cleanup = tokio::spawn(async move { core.run_token_cleanup().await });
+        let core = Arc::clone(self);
+        let expiry = tokio::spawn(async move { core.run_lease_expiry().await });
         if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.extend([rewrap, refresh, cleanup]);
+            tasks.extend([rewrap, refresh, cleanup, expiry]);
         }
         Ok(())
     }
@@ -360,7 +364,13 @@ impl Core {
         entry: &token::TokenEntry,
     ) -> Result<Response, Error> {
         let last_use = self.count_use(&entry.record).await?;
-        let result = grant.backend.handle(self, &grant.request).await;
+        let result = match grant.backend.handle(self, &grant.request).await {
+            Ok(mut response) => match response.secret.take() {
+                Some(secret) => self.lease_answer(grant, entry, response, secret).await,
+                None => Ok(response),
+            },
+            Err(err) => Err(err),
+        };
         if last_use {
             // The token's last permitted use: revoke it (and its tree) now.
             if let Err(err) = self.storage.revoke_token(&entry.record.hash, false).await {
@@ -368,6 +378,27 @@ impl Core {
             }
         }
         result
+    }
+
+    /// Puts the dynamic secret of an answer under a lease of the caller's
+    /// token, and says so in the answer.
+    async fn lease_answer(
+        &self,
+        grant: &Grant<'_>,
+        entry: &token::TokenEntry,
+        mut response: Response,
+        secret: request::LeaseGrant,
+    ) -> Result<Response, Error> {
+        let table = self.mount_table();
+        let mount = table
+            .by_uuid(&grant.request.mount.uuid)
+            .ok_or(Error::UnsupportedPath)?;
+        let (lease, warnings) = self
+            .grant_lease(&mount, &grant.request.request.path, &entry.record, secret)
+            .await?;
+        response.lease = Some(lease);
+        response.warnings.extend(warnings);
+        Ok(response)
     }
 
     /// A write needs `create` where nothing exists yet and `update` where

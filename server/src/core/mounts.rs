@@ -83,6 +83,10 @@ fn backend_for(mount_type: &str) -> Option<Arc<dyn Backend>> {
         TYPE_TOKEN => Some(Arc::new(TokenBackend)),
         crate::auth::ldap::TYPE => Some(Arc::new(crate::auth::ldap::LdapBackend)),
         #[cfg(test)]
+        crate::engines::test_leases::TYPE => {
+            Some(Arc::new(crate::engines::test_leases::TestLeasesBackend))
+        }
+        #[cfg(test)]
         crate::auth::test_method::TYPE => {
             Some(Arc::new(crate::auth::test_method::TestLoginBackend))
         }
@@ -252,6 +256,8 @@ impl Core {
                 BTreeMap::from([("version".to_owned(), "2".to_owned())]),
             ),
             "kv" if options.get("version").map(String::as_str) == Some("2") => (TYPE_KV, options),
+            #[cfg(test)]
+            crate::engines::test_leases::TYPE => (crate::engines::test_leases::TYPE, options),
             "kv" | "kv-v1" => {
                 return Err(Error::invalid(
                     "secretd implements version 2 of the KV engine only; mount it with \
@@ -320,6 +326,20 @@ impl Core {
         else {
             return Ok(());
         };
+        // Its leases are revoked first; if any cannot be (irrevocable ones
+        // included), nothing is unmounted: revoke-force forgets them.
+        let refused = |reason: String| {
+            Error::invalid(format!(
+                "cannot unmount {path:?}: {reason} (sys/leases/revoke-force/{path} forgets \
+                 its leases without revoking them)"
+            ))
+        };
+        self.revoke_lease_prefix(&record.path, true)
+            .await
+            .map_err(|err| refused(err.to_string()))?;
+        if !self.storage().lease_ids(&record.path, 1).await?.is_empty() {
+            return Err(refused("some of its leases are irrevocable".to_owned()));
+        }
         self.storage().delete_mount(&record.uuid).await?;
         self.reload_mounts().await?;
         Ok(())

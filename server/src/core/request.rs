@@ -121,6 +121,40 @@ impl std::fmt::Debug for Login {
     }
 }
 
+/// A backend's dynamic secret, for core to put under a lease: what the
+/// backend needs to renew and revoke it, and its role's terms.
+pub struct LeaseGrant {
+    /// The backend's role, for quotas and counts.
+    pub role: String,
+    /// The role's TTL and max TTL in seconds (0: the mount's).
+    pub ttl: u64,
+    pub max_ttl: u64,
+    pub renewable: bool,
+    /// The role's quota: 0 for none.
+    pub max_leases: u64,
+    /// Handed back, opened, to the backend's renew and revoke hooks.
+    pub internal: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for LeaseGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseGrant")
+            .field("role", &self.role)
+            .field("ttl", &self.ttl)
+            .field("max_ttl", &self.max_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The lease of an answer: the envelope's `lease_id`, `lease_duration`
+/// and `renewable`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseInfo {
+    pub id: String,
+    pub duration: u64,
+    pub renewable: bool,
+}
+
 /// A handler's answer. Empty (no data, auth or warnings) becomes 204.
 /// Its `Debug` shows the shape, never the data.
 #[derive(Default)]
@@ -131,6 +165,10 @@ pub struct Response {
     pub warnings: Vec<String>,
     /// A login's verdict, which core turns into a token and `auth`.
     pub login: Option<Login>,
+    /// A dynamic secret in `data`, which core puts under a lease.
+    pub secret: Option<LeaseGrant>,
+    /// The lease core made for `secret`.
+    pub lease: Option<LeaseInfo>,
 }
 
 impl std::fmt::Debug for Response {
@@ -144,6 +182,8 @@ impl std::fmt::Debug for Response {
             .field("auth", &self.auth)
             .field("warnings", &self.warnings)
             .field("login", &self.login)
+            .field("secret", &self.secret)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -179,6 +219,7 @@ impl Response {
         self.data.is_none()
             && self.auth.is_none()
             && self.login.is_none()
+            && self.lease.is_none()
             && self.warnings.is_empty()
     }
 }

@@ -6,6 +6,8 @@
 
 pub mod kv;
 pub mod sys;
+#[cfg(test)]
+pub mod test_leases;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -13,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::auth::token::TokenEntry;
 use crate::core::{Core, Error, LoginTerms, Operation, Request, Response};
 use crate::policy::Acl;
-use crate::storage::{MountRecord, TokenRecord};
+use crate::storage::{LeaseRecord, MountRecord, TokenRecord, UnixNanos};
 
 /// A request as a backend sees it.
 pub struct BackendRequest<'a> {
@@ -47,6 +49,21 @@ pub struct RenewLogin<'a> {
     pub internal: Option<&'a [u8]>,
 }
 
+/// A lease as its backend sees it when renewing or revoking it.
+pub struct LeaseRequest<'a> {
+    pub mount: &'a MountRecord,
+    pub lease: &'a LeaseRecord,
+    /// What [`crate::core::LeaseGrant::internal`] held, opened.
+    pub internal: &'a [u8],
+}
+
+/// A backend's current terms for a lease being renewed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaseTerms {
+    pub ttl: u64,
+    pub max_ttl: u64,
+}
+
 #[async_trait]
 pub trait Backend: Send + Sync {
     async fn handle(&self, core: &Core, req: &BackendRequest<'_>) -> Result<Response, Error>;
@@ -78,6 +95,33 @@ pub trait Backend: Send + Sync {
     /// and answers the current terms, or refuses.
     async fn renew_login(&self, _core: &Core, _req: &RenewLogin<'_>) -> Result<LoginTerms, Error> {
         Err(Error::invalid("this auth method does not renew its tokens"))
+    }
+
+    /// The current terms of one of this backend's leases, asked before a
+    /// renewal (a role's TTLs, say); an error refuses the renewal.
+    async fn lease_terms(
+        &self,
+        _core: &Core,
+        _req: &LeaseRequest<'_>,
+    ) -> Result<LeaseTerms, Error> {
+        Err(Error::invalid("lease is not renewable"))
+    }
+
+    /// Extends what a lease handed out until `expire_at` (a database
+    /// role's `VALID UNTIL`, say).
+    async fn renew_secret(
+        &self,
+        _core: &Core,
+        _req: &LeaseRequest<'_>,
+        _expire_at: UnixNanos,
+    ) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Takes back what a lease handed out. Must be idempotent: after a
+    /// crash, another node may call it again for the same lease.
+    async fn revoke_secret(&self, _core: &Core, _req: &LeaseRequest<'_>) -> Result<(), Error> {
+        Err(Error::invalid("this backend has no leases to revoke"))
     }
 
     /// Paths whose access the backend checks itself (core skips its ACL

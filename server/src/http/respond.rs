@@ -47,6 +47,7 @@ pub fn error_response(err: &Error) -> HttpResponse {
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
         Error::Sealed | Error::NotInitialized | Error::Unavailable(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -71,12 +72,12 @@ pub fn envelope(request_id: &str, response: Response, inject: bool) -> HttpRespo
         ResponseStatus::Ok => StatusCode::OK,
         ResponseStatus::NotFound => StatusCode::NOT_FOUND,
     };
-    let lease_duration = 0;
+    let lease = response.lease.unwrap_or_default();
     let env = Envelope {
         request_id: request_id.to_owned(),
-        lease_id: String::new(),
-        renewable: false,
-        lease_duration,
+        lease_id: lease.id,
+        renewable: lease.renewable,
+        lease_duration: lease.duration,
         data: response.data,
         wrap_info: None,
         warnings: (!response.warnings.is_empty()).then_some(response.warnings),

@@ -671,6 +671,9 @@ delegate! {
     /// `deadline` (after which another node may claim them again); each
     /// claim counts an attempt and ends the lease's validity.
     fn claim_due_leases(&self, now: UnixNanos, deadline: UnixNanos, limit: u32) -> Result<Vec<LeaseRecord>>;
+    /// Claims, as `claim_due_leases`, the due leases whose ids start with
+    /// `prefix`.
+    fn claim_due_leases_under(&self, prefix: &str, now: UnixNanos, deadline: UnixNanos, limit: u32) -> Result<Vec<LeaseRecord>>;
     /// Claims one lease for revocation now, whatever its expiry.
     fn claim_lease(&self, id: &str, now: UnixNanos, deadline: UnixNanos) -> Result<Option<LeaseRecord>>;
     /// Deletes a revoked lease and shreds its data key.

@@ -853,18 +853,51 @@ macro_rules! impl_queries {
                 deadline: UnixNanos,
                 limit: u32,
             ) -> Result<Vec<LeaseRecord>> {
+                self.claim(dialect::CLAIM_DUE_LEASES, None, now, deadline, limit)
+                    .await
+            }
+
+            pub async fn claim_due_leases_under(
+                &self,
+                prefix: &str,
+                now: UnixNanos,
+                deadline: UnixNanos,
+                limit: u32,
+            ) -> Result<Vec<LeaseRecord>> {
+                self.claim(
+                    dialect::CLAIM_DUE_LEASES_UNDER,
+                    Some(prefix),
+                    now,
+                    deadline,
+                    limit,
+                )
+                .await
+            }
+
+            /// Runs a claim statement ($1 now, $2 deadline, $3 limit, and
+            /// with a prefix $4/$5 its id range) and reads what it claimed.
+            async fn claim(
+                &self,
+                statement: &'static str,
+                prefix: Option<&str>,
+                now: UnixNanos,
+                deadline: UnixNanos,
+                limit: u32,
+            ) -> Result<Vec<LeaseRecord>> {
+                let range = prefix.map(|p| (p.to_owned(), $crate::storage::prefix_upper_bound(p)));
                 let ids: Vec<String> = self
                     .write(
                         Touched::Nothing,
                         job(move |conn| {
                             Box::pin(async move {
-                                let rows: Vec<(String,)> =
-                                    sqlx::query_as(dialect::CLAIM_DUE_LEASES)
-                                        .bind(now)
-                                        .bind(deadline)
-                                        .bind(i64::from(limit))
-                                        .fetch_all(&mut *conn)
-                                        .await?;
+                                let mut query = sqlx::query_as(statement)
+                                    .bind(now)
+                                    .bind(deadline)
+                                    .bind(i64::from(limit));
+                                if let Some((from, to)) = &range {
+                                    query = query.bind(from.clone()).bind(to.clone());
+                                }
+                                let rows: Vec<(String,)> = query.fetch_all(&mut *conn).await?;
                                 Ok(TxOutcome::commit(
                                     rows.into_iter().map(|(id,)| id).collect(),
                                 ))

@@ -44,6 +44,10 @@ mod dialect {
         expire_at = CASE WHEN expire_at > $1 THEN $1 ELSE expire_at END \
         WHERE id IN (SELECT id FROM leases WHERE due_at <= $1 AND NOT irrevocable \
         ORDER BY due_at LIMIT $3) RETURNING id";
+    pub const CLAIM_DUE_LEASES_UNDER: &str = "UPDATE leases SET due_at = $2, \
+        attempts = attempts + 1, expire_at = CASE WHEN expire_at > $1 THEN $1 ELSE expire_at END \
+        WHERE id IN (SELECT id FROM leases WHERE id >= $4 AND ($5 IS NULL OR id < $5) \
+        AND due_at <= $1 AND NOT irrevocable ORDER BY id LIMIT $3) RETURNING id";
     /// The single writer already serialises lease creations.
     pub const LOCK_ROLE_QUOTA: &str = "SELECT $1";
 }

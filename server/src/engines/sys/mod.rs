@@ -6,6 +6,7 @@
 //! are answered by the HTTP layer straight from `core`.
 
 mod audit;
+mod leases;
 mod policies;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,11 @@ impl Backend for SysBackend {
         }
         if let Some(name) = path.strip_prefix("policy").and_then(policy_name) {
             return policies::handle(core, req, name, true).await;
+        }
+        if let Some(rest) = path.strip_prefix("leases")
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return leases::handle(core, req, rest).await;
         }
         if path == "audit" {
             return audit::devices(core, req, None).await;

@@ -92,6 +92,7 @@ impl App {
 mod access;
 mod audit;
 mod ldap;
+mod leases;
 mod login;
 
 impl App {
