@@ -1,6 +1,7 @@
 //! Authentication: the token store, mounted at `auth/token/`, and what
 //! the auth methods that log callers in share.
 
+pub mod ldap;
 pub mod method;
 #[cfg(test)]
 pub mod test_method;

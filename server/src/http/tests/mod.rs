@@ -91,6 +91,7 @@ impl App {
 
 mod access;
 mod audit;
+mod ldap;
 mod leases;
 mod login;
 
