@@ -2,6 +2,7 @@
 //! the auth methods that log callers in share.
 
 pub mod kubernetes;
+pub mod ldap;
 pub mod method;
 #[cfg(test)]
 pub mod test_method;

@@ -84,6 +84,7 @@ fn backend_for(mount_type: &str) -> Option<Arc<dyn Backend>> {
         TYPE_SYSTEM => Some(Arc::new(SysBackend)),
         TYPE_TOKEN => Some(Arc::new(TokenBackend)),
         TYPE_KUBERNETES => Some(Arc::new(KubernetesBackend)),
+        crate::auth::ldap::TYPE => Some(Arc::new(crate::auth::ldap::LdapBackend)),
         #[cfg(test)]
         crate::engines::test_leases::TYPE => {
             Some(Arc::new(crate::engines::test_leases::TestLeasesBackend))

@@ -1,0 +1,183 @@
+//! LDAP login end to end, on both databases: a real slapd, a real
+//! secretd, and `secretctl login --method ldap` saving a token that later
+//! commands use to read what the user's group allows, and nothing else.
+
+use std::path::Path;
+use std::process::Output;
+
+use secretd::auth::ldap::slapd::{self, Slapd};
+use secretd_tests::{Api, Db, Server, on_both_databases, secretctl_env};
+use serde_json::json;
+
+on_both_databases!(secretctl_login_reads_what_the_ldap_group_allows);
+
+const ROOT: &str = "e2e-root-token";
+
+const DEV_READ: &str = "path \"secret/data/dev/*\" {\n  capabilities = [\"read\"]\n}\n";
+
+/// `secretctl` with the token file at `token_file` and no other token.
+fn secretctl(url: &str, token_file: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    let token_file = token_file.to_str().unwrap();
+    secretctl_env(url, "", &[("SECRETD_TOKEN_FILE", token_file)], args, stdin)
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+async fn call(api: &Api, method: &str, path: &str, body: serde_json::Value) {
+    let (status, reply) = api.call(method, path, Some(body)).await;
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {reply}"
+    );
+}
+
+async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
+    let Some(directory) = Slapd::start().await else {
+        return;
+    };
+    let Some(database) = db.create().await else {
+        return;
+    };
+    let server = Server::dev(&database.url, ROOT);
+    let root = Api::new(&server.url, ROOT);
+    call(&root, "POST", "sys/auth/ldap", json!({"type": "ldap"})).await;
+    call(
+        &root,
+        "POST",
+        "auth/ldap/config",
+        json!({
+            "url": directory.url(),
+            "binddn": slapd::READER_DN,
+            "bindpass": slapd::READER_PASSWORD,
+            "userdn": slapd::PEOPLE,
+            "userattr": "uid",
+            "groupdn": slapd::GROUPS,
+        }),
+    )
+    .await;
+    call(
+        &root,
+        "PUT",
+        "sys/policies/acl/dev-read",
+        json!({"policy": DEV_READ}),
+    )
+    .await;
+    call(
+        &root,
+        "POST",
+        "auth/ldap/groups/devs",
+        json!({"policies": "dev-read"}),
+    )
+    .await;
+    for path in ["dev/app", "ops/app"] {
+        call(
+            &root,
+            "POST",
+            &format!("secret/data/{path}"),
+            json!({"data": {"owner": path}}),
+        )
+        .await;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let password_file = dir.path().join("password");
+
+    std::fs::write(&password_file, "wrong-password\n").unwrap();
+    let refused = secretctl(
+        &server.url,
+        &token_file,
+        &[
+            "login",
+            "--method",
+            "ldap",
+            "--username",
+            "alice",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("failed to bind as user"),
+        "{}",
+        text(&refused)
+    );
+    assert!(!token_file.exists());
+
+    std::fs::write(&password_file, "alice-password\n").unwrap();
+    let login = secretctl(
+        &server.url,
+        &token_file,
+        &[
+            "login",
+            "--method",
+            "ldap",
+            "--username",
+            "alice",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(login.status.success(), "{}", text(&login));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let allowed = secretctl(&server.url, &token_file, &["get", "secret/dev/app"], None);
+    assert!(allowed.status.success(), "{}", text(&allowed));
+    assert!(text(&allowed).contains("dev/app"), "{}", text(&allowed));
+    let denied = secretctl(&server.url, &token_file, &["get", "secret/ops/app"], None);
+    assert_eq!(denied.status.code(), Some(2), "{}", text(&denied));
+    assert!(
+        text(&denied).contains("permission denied"),
+        "{}",
+        text(&denied)
+    );
+
+    let lookup = secretctl(
+        &server.url,
+        &token_file,
+        &["read", "auth/token/lookup-self"],
+        None,
+    );
+    assert!(text(&lookup).contains("ldap-alice"), "{}", text(&lookup));
+
+    let logout = secretctl(&server.url, &token_file, &["logout"], None);
+    assert!(logout.status.success(), "{}", text(&logout));
+    assert!(!token_file.exists());
+
+    // The password from stdin (`--password-file -`) works the same, and
+    // bob's group (by memberUid) maps to nothing here.
+    let login = secretctl(
+        &server.url,
+        &token_file,
+        &[
+            "login",
+            "--method",
+            "ldap",
+            "--username",
+            "bob",
+            "--password-file",
+            "-",
+        ],
+        Some("bob-password\n"),
+    );
+    assert!(login.status.success(), "{}", text(&login));
+    let denied = secretctl(&server.url, &token_file, &["get", "secret/dev/app"], None);
+    assert_eq!(denied.status.code(), Some(2), "{}", text(&denied));
+    drop(server);
+    database.remove().await;
+}
