@@ -8,7 +8,9 @@
 //! token, since nothing else can notice a deleted service account. There
 //! is no third switch: the config says which checks run by what it holds.
 //!
-//! A write replaces the whole config, as in Vault.
+//! A write replaces the whole config, as in Vault. What a read shows can be
+//! written back unchanged: `token_reviewer_jwt_set: true` without a
+//! `token_reviewer_jwt` keeps the stored one.
 
 use std::path::Path;
 
@@ -94,8 +96,11 @@ impl Config {
         }
     }
 
-    /// A write's config. Answers the warnings.
-    pub fn from_write(data: &Map<String, Value>) -> Result<(Config, Vec<String>), Error> {
+    /// A write's config over the `current` one. Answers the warnings.
+    pub fn from_write(
+        current: Option<Config>,
+        data: &Map<String, Value>,
+    ) -> Result<(Config, Vec<String>), Error> {
         let mut f = Fields::new(data);
         let mut config = Config {
             kubernetes_host: f
@@ -123,6 +128,15 @@ impl Config {
             disable_local_ca_jwt: f.bool("disable_local_ca_jwt")?.unwrap_or(false),
         };
         let disable_iss_validation = f.bool("disable_iss_validation")?;
+        if config.token_reviewer_jwt.is_none() && f.bool("token_reviewer_jwt_set")? == Some(true) {
+            config.token_reviewer_jwt = current.and_then(|c| c.token_reviewer_jwt);
+            if config.token_reviewer_jwt.is_none() {
+                return Err(Error::invalid(
+                    "token_reviewer_jwt_set is true but no reviewer JWT is stored: \
+                     give token_reviewer_jwt",
+                ));
+            }
+        }
         // Accepted when false, as clients such as Terraform send it.
         if f.bool("use_annotations_as_alias_metadata")? == Some(true) {
             return Err(Error::invalid(

@@ -78,7 +78,8 @@ impl Backend for KubernetesBackend {
                 })
             }
             (CONFIG, Write) => {
-                let (config, warnings) = Config::from_write(req.data)?;
+                let current: Option<Config> = core.read_entry(mount, CONFIG).await?;
+                let (config, warnings) = Config::from_write(current, req.data)?;
                 core.write_entry(mount, CONFIG, &config).await?;
                 Ok(with_warnings(Response::empty(), warnings))
             }

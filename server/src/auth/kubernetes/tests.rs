@@ -25,7 +25,7 @@ fn object(v: Value) -> Map<String, Value> {
 }
 
 fn config(v: Value) -> Config {
-    Config::from_write(&object(v)).unwrap().0
+    Config::from_write(None, &object(v)).unwrap().0
 }
 
 fn role(v: Value) -> Role {
@@ -531,7 +531,7 @@ async fn pem_keys_and_token_review_both_check() {
 #[test]
 fn configs_are_checked_when_written() {
     let write = |v: Value| {
-        Config::from_write(&object(v))
+        Config::from_write(None, &object(v))
             .map(|_| ())
             .unwrap_err()
             .to_string()

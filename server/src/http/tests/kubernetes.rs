@@ -255,6 +255,27 @@ async fn config_and_roles_are_checked_and_the_reviewer_jwt_never_shown() {
     assert_eq!(data["disable_iss_validation"], true);
     assert!(data.get("token_reviewer_jwt").is_none());
     assert!(!r.body.to_string().contains("reviewer-secret"));
+    // What a read shows can be written back: the stored JWT stays.
+    let shown = data.clone();
+    app.write_ok("/v1/auth/kubernetes/config", shown.clone())
+        .await;
+    let r = app.root("GET", "/v1/auth/kubernetes/config", None).await;
+    assert_eq!(r.body["data"], shown);
+    let mut without = shown.clone();
+    without["token_reviewer_jwt_set"] = json!(false);
+    let r = app
+        .root("POST", "/v1/auth/kubernetes/config", Some(without))
+        .await;
+    assert!(
+        r.body["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("system:auth-delegator"),
+        "{:?}",
+        r.body
+    );
+    let r = app.root("GET", "/v1/auth/kubernetes/config", None).await;
+    assert_eq!(r.body["data"]["token_reviewer_jwt_set"], false);
 
     let r = app
         .root(
