@@ -72,6 +72,12 @@ impl TokenSettings {
                 "token_bound_cidrs is not supported by secretd yet; leave it empty",
             ));
         }
+        // OpenBao's: bind a token to the address that logged in.
+        if fields.bool("token_strictly_bind_ip")? == Some(true) {
+            return Err(Error::invalid(
+                "token_strictly_bind_ip is not supported by secretd yet; leave it false",
+            ));
+        }
         if let Some(kind) = fields.string("token_type")? {
             match kind.as_str() {
                 "" | "default" | "service" | "default-service" => {

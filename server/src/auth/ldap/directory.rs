@@ -24,6 +24,9 @@ use ldap3::{
 use rustls::ClientConfig;
 use tracing::{debug, warn};
 
+/// The most entries one search may return (a user's groups, above all).
+const MAX_ENTRIES: usize = 10_000;
+
 use super::config::LdapConfig;
 use super::escape;
 
@@ -81,7 +84,8 @@ impl Session {
             .map(|_| ())
     }
 
-    /// A subtree search; `size_limit` 0 is none, `page_size` 0 unpaged.
+    /// A subtree search; `size_limit` 0 is none (but at most
+    /// [`MAX_ENTRIES`] are read), `page_size` 0 unpaged.
     /// A size-limit answer still returns the entries that came.
     async fn search(
         &mut self,
@@ -105,7 +109,22 @@ impl Session {
             .await?;
         let mut entries = Vec::new();
         while let Some(entry) = stream.next().await? {
-            entries.push(SearchEntry::construct(entry));
+            // ldap3 panics on a malformed entry; a broken or hostile
+            // directory must fail the login, not the server.
+            let entry = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                SearchEntry::construct(entry)
+            }))
+            .map_err(|_| {
+                ldap3::LdapError::from(std::io::Error::other(
+                    "the directory sent a malformed search entry",
+                ))
+            })?;
+            if entries.len() >= MAX_ENTRIES {
+                return Err(ldap3::LdapError::from(std::io::Error::other(format!(
+                    "the search returned more than {MAX_ENTRIES} entries"
+                ))));
+            }
+            entries.push(entry);
         }
         let result = stream.finish().await;
         // 4: sizeLimitExceeded, which the caller judges by the count.

@@ -103,7 +103,7 @@ pub struct Ava {
 /// Parses a DN into its RDNs (each a list of attribute-value pairs), or
 /// `None` when it is not a DN (a plain group name, say).
 pub fn parse_dn(dn: &str) -> Option<Vec<Vec<Ava>>> {
-    if dn.trim().is_empty() {
+    if dn.trim_matches(' ').is_empty() {
         return None;
     }
     let mut rdns = Vec::new();
@@ -111,7 +111,9 @@ pub fn parse_dn(dn: &str) -> Option<Vec<Vec<Ava>>> {
         let mut avas = Vec::new();
         for ava in split_unescaped(rdn, &['+']) {
             let eq = ava.find('=')?;
-            let attr = ava[..eq].trim();
+            // Only ASCII spaces around a type or value are insignificant
+            // (RFC 4514); a no-break space is part of the value.
+            let attr = ava[..eq].trim_matches(' ');
             if attr.is_empty()
                 || !attr
                     .chars()
@@ -119,7 +121,7 @@ pub fn parse_dn(dn: &str) -> Option<Vec<Vec<Ava>>> {
             {
                 return None;
             }
-            let value = unescape_dn_value(ava[eq + 1..].trim_start())?;
+            let value = unescape_dn_value(ava[eq + 1..].trim_start_matches(' '))?;
             avas.push(Ava {
                 attr: attr.to_owned(),
                 value,
