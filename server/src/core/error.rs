@@ -38,6 +38,9 @@ pub enum Error {
     /// PATCH without a merge-patch body (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A service behind a backend (a managed database) failed (502).
+    #[error("{0}")]
+    Upstream(String),
     /// Over a quota, such as a role's lease count (429).
     #[error("{0}")]
     TooManyRequests(String),

@@ -21,7 +21,7 @@ use crate::auth::token::random_base62;
 use crate::auth::ttl::{self, TtlRules};
 use crate::barrier::RecordName;
 use crate::engines::LeaseRequest;
-use crate::storage::{LeaseRecord, StorageError, TokenRecord, UnixNanos};
+use crate::storage::{LeaseRecord, MountRecord, StorageError, TokenRecord, UnixNanos};
 use crate::time::{self as clock, now_nanos};
 
 /// Random characters after the request path in a lease id, as Vault's.
@@ -55,6 +55,28 @@ fn retry_delay(attempts: u32) -> u64 {
     (RETRY_BASE << doublings).min(RETRY_MAX)
 }
 
+/// The TTL of a new lease at `now` from a backend's `ttl` and `max_ttl`
+/// under its mount's TTLs: what the lease will say, so that a backend can
+/// make its secret expire at the same moment.
+pub fn lease_ttl(
+    mount: &MountRecord,
+    ttl: u64,
+    max_ttl: u64,
+    now: UnixNanos,
+) -> Result<ttl::Ttl, Error> {
+    let (default_ttl, mount_max_ttl) = lease_ttls(mount);
+    ttl::calculate(&TtlRules {
+        backend_ttl: ttl,
+        backend_max_ttl: max_ttl,
+        mount_default_ttl: default_ttl,
+        mount_max_ttl,
+        start: now,
+        now,
+        ..TtlRules::default()
+    })
+    .map_err(Error::InvalidRequest)
+}
+
 /// What happened to a claimed lease.
 enum Outcome {
     Revoked,
@@ -73,17 +95,7 @@ impl Core {
         grant: LeaseGrant,
     ) -> Result<(LeaseInfo, Vec<String>), Error> {
         let now = now_nanos();
-        let (default_ttl, max_ttl) = lease_ttls(&mount.record);
-        let ttl = ttl::calculate(&TtlRules {
-            backend_ttl: grant.ttl,
-            backend_max_ttl: grant.max_ttl,
-            mount_default_ttl: default_ttl,
-            mount_max_ttl: max_ttl,
-            start: now,
-            now,
-            ..TtlRules::default()
-        })
-        .map_err(Error::InvalidRequest)?;
+        let ttl = lease_ttl(&mount.record, grant.ttl, grant.max_ttl, now)?;
         let id = format!(
             "{}/{}",
             path.trim_end_matches('/'),

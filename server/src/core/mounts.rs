@@ -22,6 +22,7 @@ use crate::time::now_nanos;
 
 /// Mount types and what serves them.
 pub const TYPE_KV: &str = "kv";
+pub const TYPE_DATABASE: &str = "database";
 pub const TYPE_SYSTEM: &str = "system";
 pub const TYPE_TOKEN: &str = "token";
 pub const TYPE_KUBERNETES: &str = "kubernetes";
@@ -81,6 +82,7 @@ impl MountTable {
 fn backend_for(mount_type: &str) -> Option<Arc<dyn Backend>> {
     match mount_type {
         TYPE_KV => Some(Arc::new(KvBackend)),
+        TYPE_DATABASE => Some(Arc::new(crate::engines::database::DatabaseBackend)),
         TYPE_SYSTEM => Some(Arc::new(SysBackend)),
         TYPE_TOKEN => Some(Arc::new(TokenBackend)),
         TYPE_KUBERNETES => Some(Arc::new(KubernetesBackend)),
@@ -259,6 +261,7 @@ impl Core {
                 BTreeMap::from([("version".to_owned(), "2".to_owned())]),
             ),
             "kv" if options.get("version").map(String::as_str) == Some("2") => (TYPE_KV, options),
+            TYPE_DATABASE => (TYPE_DATABASE, options),
             #[cfg(test)]
             crate::engines::test_leases::TYPE => (crate::engines::test_leases::TYPE, options),
             "kv" | "kv-v1" => {

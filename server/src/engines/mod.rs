@@ -4,6 +4,7 @@
 //! already authenticated the caller, checked the ACL and found the mount
 //! when `handle` is called, so a backend only does its own work.
 
+pub mod database;
 pub mod kv;
 pub mod sys;
 #[cfg(test)]

@@ -48,6 +48,7 @@ pub fn error_response(err: &Error) -> HttpResponse {
         Error::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+        Error::Upstream(_) => StatusCode::BAD_GATEWAY,
         Error::Sealed | Error::NotInitialized | Error::Unavailable(_) => {
             StatusCode::SERVICE_UNAVAILABLE
         }

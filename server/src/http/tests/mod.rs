@@ -91,6 +91,7 @@ impl App {
 
 mod access;
 mod audit;
+mod database;
 mod kubernetes;
 mod ldap;
 mod leases;
