@@ -31,13 +31,17 @@ fn url(template: &str, username: &str, password: &str) -> String {
 /// Checks a connection URL's form without connecting; the error never
 /// repeats the URL (it may hold a password).
 pub fn check_url(template: &str) -> Result<(), Error> {
+    let refused = || {
+        Error::invalid(
+            "connection_url is not a PostgreSQL URL (postgresql://{{username}}:{{password}}@host:5432/db)",
+        )
+    };
+    if !(template.starts_with("postgresql://") || template.starts_with("postgres://")) {
+        return Err(refused());
+    }
     PgConnectOptions::from_str(&url(template, "u", "p"))
         .map(|_| ())
-        .map_err(|_| {
-            Error::invalid(
-                "connection_url is not a PostgreSQL URL (postgresql://{{username}}:{{password}}@host:5432/db)",
-            )
-        })
+        .map_err(|_| refused())
 }
 
 /// A connection as `username`.
