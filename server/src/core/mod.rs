@@ -14,6 +14,7 @@ pub mod mounts;
 pub mod path;
 mod policies;
 mod request;
+mod schedules;
 mod seal;
 
 use std::net::SocketAddr;
@@ -138,8 +139,10 @@ impl Core {
         let cleanup = tokio::spawn(async move { core.run_token_cleanup().await });
         let core = Arc::clone(self);
         let expiry = tokio::spawn(async move { core.run_lease_expiry().await });
+        let core = Arc::clone(self);
+        let schedules = tokio::spawn(async move { core.run_schedules().await });
         if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.extend([rewrap, refresh, cleanup, expiry]);
+            tasks.extend([rewrap, refresh, cleanup, expiry, schedules]);
         }
         Ok(())
     }

@@ -197,7 +197,8 @@ impl Core {
         let loaded = async {
             self.reload_audit().await?;
             self.reload_mounts().await?;
-            self.ensure_default_policy().await
+            self.ensure_default_policy().await?;
+            self.ensure_key_rotation_check().await
         };
         if let Err(err) = loaded.await {
             tracing::error!(error = %err, "could not load the mount table, audit devices or policies; sealing again");

@@ -125,6 +125,17 @@ pub trait Backend: Send + Sync {
         Err(Error::invalid("this backend has no leases to revoke"))
     }
 
+    /// Runs the scheduled job `name` of this mount (see `core/schedules.rs`):
+    /// answers when it is next due, or `None` to drop it.
+    async fn run_scheduled(
+        &self,
+        _core: &Core,
+        _mount: &MountRecord,
+        name: &str,
+    ) -> Result<Option<UnixNanos>, Error> {
+        Err(Error::invalid(format!("no scheduled job named {name}")))
+    }
+
     /// Paths whose access the backend checks itself (core skips its ACL
     /// check; the backend must use `BackendRequest::acl`).
     fn checks_own_access(&self, _path: &str) -> bool {

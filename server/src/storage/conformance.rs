@@ -1287,3 +1287,72 @@ pub async fn a_revoked_tokens_leases_fall_due_before_it_is_deleted(s: &Storage) 
         "another token's lease"
     );
 }
+
+pub async fn jobs_are_claimed_once_then_rescheduled_or_retried(s: &Storage) {
+    let s = Arc::new(s.clone());
+    for i in 0..40 {
+        s.schedule(MOUNT, &format!("job/{i:02}"), 10).await.unwrap();
+    }
+    s.schedule(MOUNT, "later", 1_000).await.unwrap();
+    let claimers: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let jobs = s.claim_due_jobs(100, 500, 3).await.unwrap();
+                    if jobs.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(jobs.into_iter().map(|j| j.name));
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for c in claimers {
+        all.extend(c.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(
+        all,
+        (0..40).map(|i| format!("job/{i:02}")).collect::<Vec<_>>()
+    );
+    // A claimed job cannot be claimed again, due or on demand, until the
+    // claim's deadline...
+    assert!(s.claim_due_jobs(499, 900, 100).await.unwrap().is_empty());
+    assert_eq!(s.claim_job(MOUNT, "job/00", 499, 900).await.unwrap(), None);
+    // ...after which another node takes it over.
+    assert_eq!(
+        s.claim_job(MOUNT, "job/00", 500, 900).await.unwrap(),
+        Some(2)
+    );
+    // A finished run is due again at its next time; a failed one at its retry.
+    s.finish_job(MOUNT, "job/00", 2_000).await.unwrap();
+    s.fail_job(MOUNT, "job/01", 600, "connection refused")
+        .await
+        .unwrap();
+    let job = s.scheduled(MOUNT, "job/00").await.unwrap().unwrap();
+    assert_eq!(
+        (job.due_at, job.claimed_until, job.attempts),
+        (2_000, None, 0)
+    );
+    let failed = s.scheduled(MOUNT, "job/01").await.unwrap().unwrap();
+    assert_eq!(failed.last_error.as_deref(), Some("connection refused"));
+    let retried = s.claim_due_jobs(600, 1_000, 100).await.unwrap();
+    let names: Vec<&str> = retried.iter().map(|j| j.name.as_str()).collect();
+    assert!(
+        names.contains(&"job/01") && !names.contains(&"job/00"),
+        "{names:?}"
+    );
+    // A job on demand, not due: claimable when no claim holds it.
+    assert_eq!(
+        s.claim_job(MOUNT, "later", 700, 800).await.unwrap(),
+        Some(1)
+    );
+    assert!(s.unschedule(MOUNT, "later").await.unwrap());
+    assert!(!s.unschedule(MOUNT, "later").await.unwrap());
+    // Deleting the mount deletes its jobs.
+    s.delete_mount(MOUNT).await.unwrap();
+    assert!(s.scheduled(MOUNT, "job/00").await.unwrap().is_none());
+}

@@ -248,6 +248,24 @@ impl std::fmt::Debug for LeaseRecord {
     }
 }
 
+/// A job due at a time (see the `schedules` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRecord {
+    pub due_at: UnixNanos,
+    pub claimed_until: Option<UnixNanos>,
+    /// Runs tried since the last success.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// A job claimed by this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    pub mount_uuid: String,
+    pub name: String,
+    pub attempts: u32,
+}
+
 /// How many data keys exist and how many still wait to be rewrapped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DataKeyCounts {
@@ -695,6 +713,23 @@ delegate! {
     /// Up to `limit` irrevocable leases, by id.
     fn irrevocable_leases(&self, limit: u32) -> Result<Vec<LeaseRecord>>;
 
+    /// Creates a job or moves when it is due.
+    fn schedule(&self, mount: &str, name: &str, due_at: UnixNanos) -> Result<()>;
+    /// Removes a job; false if there was none.
+    fn unschedule(&self, mount: &str, name: &str) -> Result<bool>;
+    /// A job's state.
+    fn scheduled(&self, mount: &str, name: &str) -> Result<Option<ScheduleRecord>>;
+    /// Claims up to `limit` jobs due at `now` that no live claim holds,
+    /// until `deadline`.
+    fn claim_due_jobs(&self, now: UnixNanos, deadline: UnixNanos, limit: u32) -> Result<Vec<ClaimedJob>>;
+    /// Claims one job now, due or not, unless a live claim holds it;
+    /// answers its attempts, `None` if it is held (or does not exist).
+    fn claim_job(&self, mount: &str, name: &str, now: UnixNanos, deadline: UnixNanos) -> Result<Option<u32>>;
+    /// Records a run: next due at `next`, unclaimed.
+    fn finish_job(&self, mount: &str, name: &str, next: UnixNanos) -> Result<()>;
+    /// Records a failed run: tried again at `retry_at`.
+    fn fail_job(&self, mount: &str, name: &str, retry_at: UnixNanos, error: &str) -> Result<()>;
+
     /// A KV mount's config, if it was ever written.
     fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>>;
     /// Replaces a KV mount's config.
@@ -788,6 +823,7 @@ mod conformance_tests {
         failed_revocations_back_off_then_become_irrevocable,
         a_role_quota_holds_under_concurrent_creation,
         a_revoked_tokens_leases_fall_due_before_it_is_deleted,
+        jobs_are_claimed_once_then_rescheduled_or_retried,
     );
 }
 

@@ -40,6 +40,13 @@ mod dialect {
         WHERE id IN (SELECT id FROM leases WHERE id >= $4 AND ($5 IS NULL OR id < $5) \
         AND due_at <= $1 AND NOT irrevocable ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
         AND due_at <= $1 AND NOT irrevocable RETURNING id";
+    /// Due jobs no other node holds.
+    pub const CLAIM_DUE_SCHEDULES: &str = "UPDATE schedules SET claimed_until = $2, \
+        attempts = attempts + 1 WHERE (mount_uuid, name) IN (SELECT mount_uuid, name \
+        FROM schedules WHERE due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
+        ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+        AND due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
+        RETURNING mount_uuid, name, attempts";
     /// Lease creations of one role queue while its quota is counted.
     pub const LOCK_ROLE_QUOTA: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 }

@@ -75,10 +75,10 @@ macro_rules! impl_queries {
         use $crate::storage::rows::{self, policies_json};
         use $crate::storage::sql;
         use $crate::storage::{
-            BarrierRecord, DataKeyCounts, DataKeyRecord, InitRecord, KeyTermRecord, KvConfigRecord,
-            KvMetadataRead, KvMetadataUpdate, KvVersionRead, KvVersions, KvWrite, KvWriteOutcome,
-            LeaseRecord, MountRecord, Result, SealedBlob, StorageError, TokenRecord, UnixNanos,
-            to_i64, to_u64,
+            BarrierRecord, ClaimedJob, DataKeyCounts, DataKeyRecord, InitRecord, KeyTermRecord,
+            KvConfigRecord, KvMetadataRead, KvMetadataUpdate, KvVersionRead, KvVersions, KvWrite,
+            KvWriteOutcome, LeaseRecord, MountRecord, Result, ScheduleRecord, SealedBlob,
+            StorageError, TokenRecord, UnixNanos, to_i64, to_u32, to_u64,
         };
 
         /// A write transaction as a closure over the connection.
@@ -299,6 +299,7 @@ macro_rules! impl_queries {
                                 sql::REVOKE_MOUNT_TOKENS,
                                 sql::DELETE_MOUNT_LEASE_KEYS,
                                 sql::DELETE_MOUNT_LEASES,
+                                sql::DELETE_MOUNT_SCHEDULES,
                                 sql::DELETE_MOUNT_ENTRY_KEYS,
                                 sql::DELETE_MOUNT_ENTRIES,
                                 sql::DELETE_MOUNT_DATA_KEYS,
@@ -1089,6 +1090,162 @@ macro_rules! impl_queries {
                     .fetch_all(self.reader())
                     .await?;
                 rows.into_iter().map(rows::LeaseRow::into_record).collect()
+            }
+
+            pub async fn schedule(&self, mount: &str, name: &str, due_at: UnixNanos) -> Result<()> {
+                let (mount, name) = (mount.to_owned(), name.to_owned());
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::UPSERT_SCHEDULE)
+                                .bind(&mount)
+                                .bind(&name)
+                                .bind(due_at)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn unschedule(&self, mount: &str, name: &str) -> Result<bool> {
+                let (mount, name) = (mount.to_owned(), name.to_owned());
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(sql::DELETE_SCHEDULE)
+                                .bind(&mount)
+                                .bind(&name)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done > 0))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn scheduled(
+                &self,
+                mount: &str,
+                name: &str,
+            ) -> Result<Option<ScheduleRecord>> {
+                let row: Option<rows::ScheduleRow> = sqlx::query_as(sql::SELECT_SCHEDULE)
+                    .bind(mount)
+                    .bind(name)
+                    .fetch_optional(self.reader())
+                    .await?;
+                row.map(rows::ScheduleRow::into_record).transpose()
+            }
+
+            pub async fn claim_due_jobs(
+                &self,
+                now: UnixNanos,
+                deadline: UnixNanos,
+                limit: u32,
+            ) -> Result<Vec<ClaimedJob>> {
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let rows: Vec<(String, String, i64)> =
+                                sqlx::query_as(dialect::CLAIM_DUE_SCHEDULES)
+                                    .bind(now)
+                                    .bind(deadline)
+                                    .bind(i64::from(limit))
+                                    .fetch_all(&mut *conn)
+                                    .await?;
+                            let jobs = rows
+                                .into_iter()
+                                .map(|(mount_uuid, name, attempts)| {
+                                    Ok(ClaimedJob {
+                                        mount_uuid,
+                                        name,
+                                        attempts: to_u32(attempts, "job attempts")?,
+                                    })
+                                })
+                                .collect::<Result<Vec<_>>>()?;
+                            Ok(TxOutcome::commit(jobs))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn claim_job(
+                &self,
+                mount: &str,
+                name: &str,
+                now: UnixNanos,
+                deadline: UnixNanos,
+            ) -> Result<Option<u32>> {
+                let (mount, name) = (mount.to_owned(), name.to_owned());
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let row: Option<(i64,)> = sqlx::query_as(sql::CLAIM_SCHEDULE)
+                                .bind(&mount)
+                                .bind(&name)
+                                .bind(now)
+                                .bind(deadline)
+                                .fetch_optional(&mut *conn)
+                                .await?;
+                            let attempts = row.map(|(n,)| to_u32(n, "job attempts")).transpose()?;
+                            Ok(TxOutcome::commit(attempts))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn finish_job(&self, mount: &str, name: &str, next: UnixNanos) -> Result<()> {
+                self.job_update(sql::FINISH_SCHEDULE, mount, name, next, None)
+                    .await
+            }
+
+            pub async fn fail_job(
+                &self,
+                mount: &str,
+                name: &str,
+                retry_at: UnixNanos,
+                error: &str,
+            ) -> Result<()> {
+                self.job_update(sql::FAIL_SCHEDULE, mount, name, retry_at, Some(error))
+                    .await
+            }
+
+            /// A job's next due time ($3) and, for a failure, its error ($4).
+            async fn job_update(
+                &self,
+                statement: &'static str,
+                mount: &str,
+                name: &str,
+                at: UnixNanos,
+                error: Option<&str>,
+            ) -> Result<()> {
+                let (mount, name, error) =
+                    (mount.to_owned(), name.to_owned(), error.map(str::to_owned));
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let mut query =
+                                sqlx::query(statement).bind(&mount).bind(&name).bind(at);
+                            if let Some(error) = &error {
+                                query = query.bind(error.clone());
+                            }
+                            query.execute(&mut *conn).await?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
             }
 
             pub async fn kv_config(&self, mount: &str) -> Result<Option<KvConfigRecord>> {

@@ -4,8 +4,8 @@
 
 use super::{
     BarrierRecord, DataKeyRecord, KeyTermRecord, KvConfigRecord, KvKeySettings, KvVersionRead,
-    KvVersionRecord, LeaseRecord, MountKind, MountRecord, Result, SealedBlob, StorageError,
-    TokenRecord, to_u32, to_u64,
+    KvVersionRecord, LeaseRecord, MountKind, MountRecord, Result, ScheduleRecord, SealedBlob,
+    StorageError, TokenRecord, to_u32, to_u64,
 };
 
 #[derive(sqlx::FromRow)]
@@ -202,6 +202,25 @@ impl LeaseRow {
             due_at: self.due_at,
             attempts: to_u32(self.attempts, "lease attempts")?,
             irrevocable: self.irrevocable,
+            last_error: self.last_error,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ScheduleRow {
+    due_at: i64,
+    claimed_until: Option<i64>,
+    attempts: i64,
+    last_error: Option<String>,
+}
+
+impl ScheduleRow {
+    pub(super) fn into_record(self) -> Result<ScheduleRecord> {
+        Ok(ScheduleRecord {
+            due_at: self.due_at,
+            claimed_until: self.claimed_until,
+            attempts: to_u32(self.attempts, "job attempts")?,
             last_error: self.last_error,
         })
     }

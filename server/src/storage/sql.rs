@@ -163,6 +163,22 @@ pub(super) const DELETE_MOUNT_LEASE_KEYS: &str =
     "DELETE FROM data_keys WHERE id IN (SELECT dek FROM leases WHERE mount_uuid = $1)";
 pub(super) const DELETE_MOUNT_LEASES: &str = "DELETE FROM leases WHERE mount_uuid = $1";
 
+pub(super) const UPSERT_SCHEDULE: &str = "INSERT INTO schedules (mount_uuid, name, due_at) \
+    VALUES ($1, $2, $3) ON CONFLICT (mount_uuid, name) DO UPDATE SET due_at = excluded.due_at";
+pub(super) const DELETE_SCHEDULE: &str =
+    "DELETE FROM schedules WHERE mount_uuid = $1 AND name = $2";
+pub(super) const DELETE_MOUNT_SCHEDULES: &str = "DELETE FROM schedules WHERE mount_uuid = $1";
+/// Claims one job now unless another claim of it is still running.
+pub(super) const CLAIM_SCHEDULE: &str = "UPDATE schedules SET claimed_until = $4, \
+    attempts = attempts + 1 WHERE mount_uuid = $1 AND name = $2 \
+    AND (claimed_until IS NULL OR claimed_until <= $3) RETURNING attempts";
+pub(super) const FINISH_SCHEDULE: &str = "UPDATE schedules SET due_at = $3, \
+    claimed_until = NULL, attempts = 0, last_error = NULL WHERE mount_uuid = $1 AND name = $2";
+pub(super) const FAIL_SCHEDULE: &str = "UPDATE schedules SET due_at = $3, \
+    claimed_until = NULL, last_error = $4 WHERE mount_uuid = $1 AND name = $2";
+pub(super) const SELECT_SCHEDULE: &str = "SELECT due_at, claimed_until, attempts, last_error \
+    FROM schedules WHERE mount_uuid = $1 AND name = $2";
+
 pub(super) const SELECT_KV_CONFIG: &str = "SELECT max_versions, cas_required, \
     delete_version_after FROM kv_config WHERE mount_uuid = $1";
 pub(super) const UPSERT_KV_CONFIG: &str = "INSERT INTO kv_config (mount_uuid, max_versions, \

@@ -48,6 +48,10 @@ mod dialect {
         attempts = attempts + 1, expire_at = CASE WHEN expire_at > $1 THEN $1 ELSE expire_at END \
         WHERE id IN (SELECT id FROM leases WHERE id >= $4 AND ($5 IS NULL OR id < $5) \
         AND due_at <= $1 AND NOT irrevocable ORDER BY id LIMIT $3) RETURNING id";
+    pub const CLAIM_DUE_SCHEDULES: &str = "UPDATE schedules SET claimed_until = $2, \
+        attempts = attempts + 1 WHERE (mount_uuid, name) IN (SELECT mount_uuid, name \
+        FROM schedules WHERE due_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
+        ORDER BY due_at LIMIT $3) RETURNING mount_uuid, name, attempts";
     /// The single writer already serialises lease creations.
     pub const LOCK_ROLE_QUOTA: &str = "SELECT $1";
 }

@@ -66,6 +66,32 @@ struct Role {
     max_leases: u64,
 }
 
+/// `static-roles/:name`: an existing user whose password secretd rotates
+/// every `rotation_period` and on demand.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct StaticRole {
+    db_name: String,
+    username: String,
+    rotation_period: u64,
+    rotation_statements: Vec<String>,
+    password: Zeroizing<String>,
+    last_rotation: UnixNanos,
+}
+
+/// Vault's floor on `rotation_period`.
+const MIN_ROTATION_PERIOD: u64 = 5;
+const DEFAULT_ROTATE_STATIC: &str = "ALTER USER \"{{name}}\" WITH PASSWORD '{{password}}';";
+
+fn static_path(name: &str) -> String {
+    format!("static-roles/{name}")
+}
+
+/// The scheduled job that rotates a static role.
+fn rotation_job(name: &str) -> String {
+    format!("static-role/{name}")
+}
+
 /// What a lease keeps, sealed, to renew and revoke its user.
 #[derive(Serialize, Deserialize)]
 struct LeaseInternal {
@@ -98,7 +124,30 @@ impl Backend for DatabaseBackend {
         use Operation::*;
         let (kind, rest) = req.path.split_once('/').unwrap_or((req.path, ""));
         match (kind, rest, req.operation) {
-            ("config" | "roles", "", List) => list(core, req.mount, &format!("{kind}/")).await,
+            ("config" | "roles" | "static-roles", "", List) => {
+                list(core, req.mount, &format!("{kind}/")).await
+            }
+            ("static-roles", name, Write) => write_static_role(core, req, name_of(name)?).await,
+            ("static-roles", name, Read) => read_static_role(core, req.mount, name_of(name)?).await,
+            ("static-roles", name, Delete) => {
+                let name = name_of(name)?;
+                core.delete_entry(req.mount, &static_path(name)).await?;
+                core.storage()
+                    .unschedule(&req.mount.uuid, &rotation_job(name))
+                    .await?;
+                Ok(Response::empty())
+            }
+            ("static-creds", name, Read) => static_creds(core, req.mount, name_of(name)?).await,
+            ("rotate-role", name, Write) => {
+                let name = name_of(name)?;
+                let _: StaticRole = core
+                    .read_entry(req.mount, &static_path(name))
+                    .await?
+                    .ok_or_else(|| Error::invalid(format!("unknown static role: {name}")))?;
+                core.run_job_now(&req.mount.uuid, &rotation_job(name))
+                    .await?;
+                Ok(Response::empty())
+            }
             ("config", name, Write) => write_config(core, req, name_of(name)?).await,
             ("config", name, Read) => read_config(core, req.mount, name_of(name)?).await,
             ("config", name, Delete) => {
@@ -119,20 +168,35 @@ impl Backend for DatabaseBackend {
                 Ok(Response::empty())
             }
             ("creds", name, Read) => creds(core, req, name_of(name)?).await,
-            ("config" | "roles" | "reset" | "rotate-root" | "creds", _, _) => {
-                Err(Error::UnsupportedOperation)
-            }
+            (
+                "config" | "roles" | "reset" | "rotate-root" | "creds" | "static-roles"
+                | "static-creds" | "rotate-role",
+                _,
+                _,
+            ) => Err(Error::UnsupportedOperation),
             _ => Err(Error::UnsupportedPath),
         }
     }
 
     async fn exists(&self, core: &Core, req: &BackendRequest<'_>) -> Result<Option<bool>, Error> {
         let (kind, name) = req.path.split_once('/').unwrap_or((req.path, ""));
-        if !matches!(kind, "config" | "roles") || name.is_empty() {
+        if !matches!(kind, "config" | "roles" | "static-roles") || name.is_empty() {
             return Ok(None);
         }
         let found: Option<serde_json::Value> = core.read_entry(req.mount, req.path).await?;
         Ok(Some(found.is_some()))
+    }
+
+    async fn run_scheduled(
+        &self,
+        core: &Core,
+        mount: &MountRecord,
+        job: &str,
+    ) -> Result<Option<UnixNanos>, Error> {
+        let Some(name) = job.strip_prefix("static-role/") else {
+            return Err(Error::invalid(format!("no scheduled job named {job}")));
+        };
+        rotate_static(core, mount, name).await
     }
 
     async fn lease_terms(&self, core: &Core, req: &LeaseRequest<'_>) -> Result<LeaseTerms, Error> {
@@ -500,4 +564,159 @@ async fn creds(core: &Core, req: &BackendRequest<'_>, name: &str) -> Result<Resp
         internal: Zeroizing::new(internal),
     });
     Ok(response)
+}
+
+async fn write_static_role(
+    core: &Core,
+    req: &BackendRequest<'_>,
+    name: &str,
+) -> Result<Response, Error> {
+    let path = static_path(name);
+    let existing: Option<StaticRole> = core.read_entry(req.mount, &path).await?;
+    let creating = existing.is_none();
+    let mut role = existing.unwrap_or_default();
+    let old_period = role.rotation_period;
+    let mut fields = Fields::new(req.data);
+    if let Some(db) = fields.string("db_name")? {
+        role.db_name = db;
+    }
+    if let Some(username) = fields.string("username")? {
+        if !creating && username != role.username {
+            return Err(Error::invalid(
+                "username of a static role cannot be changed",
+            ));
+        }
+        check_username(&username)?;
+        role.username = username;
+    }
+    if let Some(period) = fields.duration("rotation_period")? {
+        role.rotation_period = period;
+    }
+    if let Some(list) = statements(&mut fields, "rotation_statements")? {
+        role.rotation_statements = list;
+    }
+    for unsupported in ["rotation_schedule", "rotation_window"] {
+        if fields.string(unsupported)?.is_some_and(|v| !v.is_empty()) {
+            return Err(Error::invalid(format!(
+                "{unsupported} is not supported by secretd yet; use rotation_period"
+            )));
+        }
+    }
+    let _ = fields.string("credential_type")?;
+    fields.refuse_unrecognized()?;
+    if role.db_name.is_empty() || role.username.is_empty() {
+        return Err(Error::invalid("db_name and username are required"));
+    }
+    if role.rotation_period < MIN_ROTATION_PERIOD {
+        return Err(Error::invalid(format!(
+            "rotation_period must be at least {MIN_ROTATION_PERIOD} seconds"
+        )));
+    }
+    let db = connection(core, req.mount, &role.db_name).await?;
+    if !db.allows(name) {
+        return Err(Error::invalid(format!(
+            "{name:?} is not an allowed role of connection {:?}",
+            role.db_name
+        )));
+    }
+    let job = rotation_job(name);
+    core.write_entry(req.mount, &path, &role).await?;
+    if creating {
+        // The password is rotated at once: from now on only secretd knows it.
+        core.storage()
+            .schedule(&req.mount.uuid, &job, now_nanos())
+            .await?;
+        if let Err(err) = core.run_job_now(&req.mount.uuid, &job).await {
+            core.delete_entry(req.mount, &path).await?;
+            core.storage().unschedule(&req.mount.uuid, &job).await?;
+            return Err(err);
+        }
+    } else if role.rotation_period != old_period {
+        core.storage()
+            .schedule(
+                &req.mount.uuid,
+                &job,
+                clock::add_seconds(role.last_rotation, role.rotation_period),
+            )
+            .await?;
+    }
+    Ok(Response::empty())
+}
+
+/// Seconds until a static role's next rotation.
+fn next_rotation_in(role: &StaticRole) -> u64 {
+    clock::seconds_between(
+        now_nanos(),
+        clock::add_seconds(role.last_rotation, role.rotation_period),
+    )
+}
+
+async fn read_static_role(core: &Core, mount: &MountRecord, name: &str) -> Result<Response, Error> {
+    let role: StaticRole = core
+        .read_entry(mount, &static_path(name))
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(Response::data(json!({
+        "db_name": role.db_name,
+        "username": role.username,
+        "rotation_period": role.rotation_period,
+        "rotation_statements": role.rotation_statements,
+        "last_vault_rotation": crate::time::rfc3339(role.last_rotation),
+        "ttl": next_rotation_in(&role),
+        "credential_type": "password",
+    })))
+}
+
+/// `static-creds/:name`: the current password, no lease.
+async fn static_creds(core: &Core, mount: &MountRecord, name: &str) -> Result<Response, Error> {
+    let role: StaticRole = core
+        .read_entry(mount, &static_path(name))
+        .await?
+        .ok_or_else(|| Error::invalid(format!("unknown static role: {name}")))?;
+    Ok(Response::data(json!({
+        "username": role.username,
+        "password": role.password.as_str(),
+        "last_vault_rotation": crate::time::rfc3339(role.last_rotation),
+        "rotation_period": role.rotation_period,
+        "ttl": next_rotation_in(&role),
+    })))
+}
+
+/// Sets a new password for a static role's user and records it; answers
+/// when the next rotation is due (`None`: the role is gone). A crash
+/// between the database's change and the record leaves the old password
+/// on record until the retry (at the claim's deadline) sets yet another.
+async fn rotate_static(
+    core: &Core,
+    mount: &MountRecord,
+    name: &str,
+) -> Result<Option<UnixNanos>, Error> {
+    let path = static_path(name);
+    let Some(mut role) = core.read_entry::<StaticRole>(mount, &path).await? else {
+        return Ok(None);
+    };
+    let db = connection(core, mount, &role.db_name).await?;
+    let password = generate_password()?;
+    let statements = if role.rotation_statements.is_empty() {
+        vec![DEFAULT_ROTATE_STATIC.to_owned()]
+    } else {
+        role.rotation_statements.clone()
+    };
+    let mut conn = db.connect().await?;
+    postgres::run(
+        &mut conn,
+        &statements,
+        &Values {
+            name: &role.username,
+            password: &password,
+            ..Values::default()
+        },
+    )
+    .await?;
+    let now = now_nanos();
+    role.password = password;
+    role.last_rotation = now;
+    core.write_entry(mount, &path, &role).await?;
+    tracing::info!(mount = %mount.path, role = name, "rotated a static role's password");
+    Ok(Some(clock::add_seconds(now, role.rotation_period)))
 }

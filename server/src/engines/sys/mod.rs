@@ -8,6 +8,7 @@
 mod audit;
 mod leases;
 mod policies;
+pub mod rotate;
 
 use std::collections::BTreeMap;
 
@@ -62,6 +63,9 @@ impl Backend for SysBackend {
         }
         if let Some(name) = path.strip_prefix("policy").and_then(policy_name) {
             return policies::handle(core, req, name, true).await;
+        }
+        if path == "rotate/config" {
+            return rotate::config(core, req).await;
         }
         if let Some(rest) = path.strip_prefix("leases")
             && (rest.is_empty() || rest.starts_with('/'))
@@ -125,6 +129,18 @@ impl Backend for SysBackend {
                 _,
             ) => Err(Error::UnsupportedOperation),
             _ => Err(Error::UnsupportedPath),
+        }
+    }
+
+    async fn run_scheduled(
+        &self,
+        core: &Core,
+        mount: &MountRecord,
+        name: &str,
+    ) -> Result<Option<crate::storage::UnixNanos>, Error> {
+        match name {
+            rotate::JOB => rotate::run(core, mount).await,
+            other => Err(Error::invalid(format!("no scheduled job named {other}"))),
         }
     }
 

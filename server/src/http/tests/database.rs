@@ -21,6 +21,8 @@ struct Target {
     admin: PgConnection,
     root_user: String,
     name: String,
+    /// Other users the test made, dropped by `remove`.
+    users: Vec<String>,
 }
 
 impl Target {
@@ -43,6 +45,7 @@ impl Target {
             admin,
             root_user,
             name,
+            users: Vec::new(),
         })
     }
 
@@ -76,9 +79,15 @@ impl Target {
 
     /// The stored hash of the root user's password.
     async fn password_hash(&mut self) -> Option<String> {
+        let user = self.root_user.clone();
+        self.hash_of(&user).await
+    }
+
+    /// The stored hash of a user's password.
+    async fn hash_of(&mut self, user: &str) -> Option<String> {
         let (hash,): (Option<String>,) =
             sqlx::query_as("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
-                .bind(&self.root_user)
+                .bind(user)
                 .fetch_one(&mut self.admin)
                 .await
                 .unwrap();
@@ -91,12 +100,17 @@ impl Target {
     }
 
     async fn remove(mut self) {
-        // Dynamic users left by a failed test, then the database, then root.
-        let left: Vec<(String,)> =
-            sqlx::query_as("SELECT rolname FROM pg_roles WHERE rolname LIKE 'v-%'")
-                .fetch_all(&mut self.admin)
-                .await
-                .unwrap_or_default();
+        // Users this test made (roles are cluster-wide: never match other
+        // tests' users by name), then the database, then root.
+        let mut left: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT grantee::text FROM information_schema.role_table_grants \
+             WHERE table_name = 'items' AND grantee::text <> $1",
+        )
+        .bind(&self.root_user)
+        .fetch_all(&mut self.admin)
+        .await
+        .unwrap_or_default();
+        left.extend(self.users.drain(..).map(|u| (u,)));
         for (user,) in left {
             let _ = sqlx::raw_sql(&format!("DROP OWNED BY \"{user}\"; DROP ROLE \"{user}\""))
                 .execute(&mut self.admin)
@@ -139,7 +153,7 @@ async fn setup(app: &App, target: &Target) {
                 "connection_url": target.connection_url(),
                 "username": target.root_user,
                 "password": "initial-root-pw",
-                "allowed_roles": "ro,short",
+                "allowed_roles": "ro,short,app",
             })),
         )
         .await;
@@ -309,6 +323,124 @@ async fn rotating_the_root_password_leaves_only_secretd_knowing_it() {
         "{:?}",
         errors(&r)
     );
+    drop(app);
+    target.remove().await;
+}
+
+#[tokio::test]
+async fn a_static_role_is_rotated_at_once_on_demand_and_on_schedule() {
+    let Some(mut target) = Target::new().await else {
+        return;
+    };
+    let app = App::dev().await;
+    setup(&app, &target).await;
+    let user = format!("static_app_{}", uuid::Uuid::new_v4().simple());
+    sqlx::raw_sql(&format!(
+        "CREATE ROLE {user} LOGIN PASSWORD 'known-to-the-dba'"
+    ))
+    .execute(&mut target.admin)
+    .await
+    .unwrap();
+    target.users.push(user.clone());
+    let initial = target.hash_of(&user).await;
+
+    let r = app
+        .root(
+            "POST",
+            "/v1/db/static-roles/app",
+            Some(json!({"db_name": "pg", "username": user, "rotation_period": "1h"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let first = target.hash_of(&user).await;
+    assert_ne!(
+        first, initial,
+        "creating the role did not rotate the password"
+    );
+
+    let r = app.root("GET", "/v1/db/static-creds/app", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let data = &r.body["data"];
+    assert_eq!(data["username"], user.as_str());
+    assert_eq!(data["rotation_period"], 3600);
+    assert!((3590..=3600).contains(&data["ttl"].as_u64().unwrap()));
+    assert!(data["last_vault_rotation"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(r.body["lease_id"], "", "static credentials have no lease");
+    let password = data["password"].as_str().unwrap().to_owned();
+    let r = app.root("GET", "/v1/db/static-roles/app", None).await;
+    assert!(r.body["data"].get("password").is_none());
+
+    // On demand.
+    let r = app.root("POST", "/v1/db/rotate-role/app", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert_ne!(target.hash_of(&user).await, first);
+    let r = app.root("GET", "/v1/db/static-creds/app", None).await;
+    assert_ne!(r.body["data"]["password"].as_str().unwrap(), password);
+
+    // On schedule: a shorter period moves the next rotation.
+    let r = app
+        .root(
+            "POST",
+            "/v1/db/static-roles/app",
+            Some(json!({"rotation_period": "5s"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let mount = app.core.secret_mount("db").unwrap().uuid;
+    let job = app
+        .core
+        .storage()
+        .scheduled(&mount, "static-role/app")
+        .await
+        .unwrap()
+        .unwrap();
+    let r = app.root("GET", "/v1/db/static-roles/app", None).await;
+    assert!(r.body["data"]["ttl"].as_u64().unwrap() <= 5);
+    let before = target.hash_of(&user).await;
+    tokio::time::sleep(std::time::Duration::from_nanos(
+        (job.due_at - crate::time::now_nanos()).max(0) as u64 + 50_000_000,
+    ))
+    .await;
+    assert_eq!(app.core.run_due_jobs().await.unwrap(), 1);
+    assert_ne!(target.hash_of(&user).await, before, "not rotated when due");
+
+    // Bad input, and deleting the role leaves the user alone.
+    let r = app
+        .root(
+            "POST",
+            "/v1/db/static-roles/other",
+            Some(json!({"db_name": "pg", "username": user, "rotation_period": 1})),
+        )
+        .await;
+    assert!(
+        errors(&r)[0].contains("at least 5 seconds"),
+        "{:?}",
+        errors(&r)
+    );
+    let r = app
+        .root(
+            "POST",
+            "/v1/db/static-roles/app",
+            Some(json!({"username": "someone_else"})),
+        )
+        .await;
+    assert!(
+        errors(&r)[0].contains("cannot be changed"),
+        "{:?}",
+        errors(&r)
+    );
+    let r = app.root("DELETE", "/v1/db/static-roles/app", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(target.role_exists(&user).await);
+    assert!(
+        app.core
+            .storage()
+            .scheduled(&mount, "static-role/app")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     drop(app);
     target.remove().await;
 }

@@ -96,6 +96,7 @@ mod kubernetes;
 mod ldap;
 mod leases;
 mod login;
+mod rotation;
 
 impl App {
     /// A request with the given token.

@@ -1,0 +1,14 @@
+-- Work due at a time: a static role's next password rotation, the next
+-- key rotation. Like leases, a node claims a due row until a deadline
+-- (`claimed_until`), so each run happens on one node, and a node that
+-- dies mid-way leaves it to another once the deadline passes.
+CREATE TABLE schedules (
+    mount_uuid    TEXT    NOT NULL,
+    name          TEXT    NOT NULL,
+    due_at        INTEGER NOT NULL,
+    claimed_until INTEGER,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT,
+    PRIMARY KEY (mount_uuid, name)
+) WITHOUT ROWID;
+CREATE INDEX schedules_due ON schedules (due_at);
