@@ -74,6 +74,8 @@ mod builder;
 #[cfg(feature = "http")]
 mod client;
 #[cfg(feature = "http")]
+mod database;
+#[cfg(feature = "http")]
 mod error;
 #[cfg(feature = "http")]
 mod kv2;
@@ -101,6 +103,8 @@ pub use builder::{
 };
 #[cfg(feature = "http")]
 pub use client::Client;
+#[cfg(feature = "http")]
+pub use database::{Database, DatabaseCredentials, StaticCredentials};
 #[cfg(feature = "http")]
 pub use error::Error;
 #[cfg(feature = "http")]

@@ -682,3 +682,28 @@ async fn lease_calls_speak_sys_leases() {
         ("LIST", "/v1/sys/leases/lookup/db/creds/")
     );
 }
+
+#[tokio::test]
+async fn database_credentials_come_with_their_lease() {
+    let creds = r#"{"request_id":"r","lease_id":"database/creds/ro/abc","renewable":true,
+      "lease_duration":3600,"data":{"username":"v-token-ro-x","password":"s3cret-Pw"},
+      "wrap_info":null,"warnings":null,"auth":null}"#;
+    let fixed = r#"{"request_id":"r","lease_id":"","renewable":false,"lease_duration":0,
+      "data":{"username":"app","password":"rotated-1","ttl":120,"rotation_period":3600,
+      "last_vault_rotation":"2026-01-01T00:00:00Z"},"wrap_info":null,"warnings":null,"auth":null}"#;
+    let server = FakeServer::start(vec![(200, creds), (200, fixed)]).await;
+    let db = server.client().database("/database/");
+    let got = db.creds("ro").await.unwrap();
+    assert_eq!(got.username, "v-token-ro-x");
+    assert_eq!(got.password.as_str(), "s3cret-Pw");
+    assert_eq!(
+        (got.lease_id.as_str(), got.lease_duration),
+        ("database/creds/ro/abc", 3600)
+    );
+    assert!(!format!("{got:?}").contains("s3cret"));
+    let fixed = db.static_creds("app").await.unwrap();
+    assert_eq!((fixed.password.as_str(), fixed.ttl), ("rotated-1", 120));
+    let requests = server.requests();
+    assert_eq!(requests[0].target, "/v1/database/creds/ro");
+    assert_eq!(requests[1].target, "/v1/database/static-creds/app");
+}

@@ -28,11 +28,13 @@ use crate::time::{self as clock, now_nanos};
 const LEASE_ID_CHARS: usize = 24;
 /// How often the worker looks for due leases.
 pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
-/// Leases claimed per transaction.
-const CLAIM_BATCH: u32 = 100;
-/// How long a claim keeps other nodes off a lease; longer than any
-/// revocation may take ([`REVOKE_TIMEOUT`]).
-const CLAIM_FOR: u64 = 300;
+/// Leases claimed per transaction: as many as are revoked at once, so a
+/// claim is held for one revocation's time at most.
+const CLAIM_BATCH: u32 = PARALLEL_REVOCATIONS as u32;
+/// How long a claim keeps other nodes off a lease: twice the longest a
+/// revocation may take ([`REVOKE_TIMEOUT`]). A node that dies holding
+/// claims delays those leases by this much.
+const CLAIM_FOR: u64 = 60;
 /// The longest a backend may take to revoke one lease.
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Revocations tried before a lease is marked irrevocable.
@@ -42,8 +44,8 @@ const RETRY_BASE: u64 = 10;
 const RETRY_MAX: u64 = 3600;
 /// Revocations of one batch run at the same time.
 const PARALLEL_REVOCATIONS: usize = 16;
-/// Leases revoked per pass of a synchronous revoke-prefix.
-const PREFIX_BATCH: u32 = 1000;
+/// Leases claimed per pass of a synchronous revoke-prefix.
+const PREFIX_BATCH: u32 = CLAIM_BATCH;
 
 fn internal_name(id: &str) -> RecordName {
     RecordName::new("lease").part(id)

@@ -256,11 +256,10 @@ impl Backend for DatabaseBackend {
             .map(|r| r.revocation_statements)
             .filter(|s| !s.is_empty())
         {
+            // The operator's statements run as written, as Vault's; they
+            // must take a second run calmly (`DROP ROLE IF EXISTS`), since
+            // after a crash a lease may be revoked twice.
             Some(statements) => {
-                // A second call after a crash: the user is already gone.
-                if !postgres::role_exists(&mut conn, &internal.username).await? {
-                    return Ok(());
-                }
                 postgres::run(
                     &mut conn,
                     &statements,
