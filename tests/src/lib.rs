@@ -353,6 +353,7 @@ pub fn sqlite_file(url: &str) -> &Path {
 
 /// A bare HTTP client for the API, for tests that look below the client
 /// library (status codes, raw bodies).
+#[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     url: String,

@@ -13,6 +13,8 @@ mod postgres;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
 use zeroize::Zeroizing;
 
 use self::credentials::{
@@ -40,6 +42,9 @@ struct Connection {
     allowed_roles: Vec<String>,
     verify_connection: bool,
     root_rotation_statements: Vec<String>,
+    /// Which pool of sessions this connection uses (its mount and name).
+    #[serde(skip)]
+    pool_key: String,
 }
 
 impl Connection {
@@ -47,8 +52,15 @@ impl Connection {
         self.allowed_roles.iter().any(|r| r == "*" || r == role)
     }
 
-    async fn connect(&self) -> Result<sqlx::PgConnection, Error> {
-        postgres::connect(&self.connection_url, &self.username, &self.password).await
+    /// A session from this connection's pool.
+    async fn connect(&self) -> Result<PoolConnection<Postgres>, Error> {
+        postgres::connect(
+            &self.pool_key,
+            &self.connection_url,
+            &self.username,
+            &self.password,
+        )
+        .await
     }
 }
 
@@ -281,13 +293,20 @@ fn lease_internal(bytes: &[u8]) -> Result<LeaseInternal, Error> {
 }
 
 async fn connection(core: &Core, mount: &MountRecord, name: &str) -> Result<Connection, Error> {
-    core.read_entry(mount, &config_path(name))
+    let mut db: Connection = core
+        .read_entry(mount, &config_path(name))
         .await?
         .ok_or_else(|| {
             Error::invalid(format!(
                 "no database connection named {name:?} (config/{name})"
             ))
-        })
+        })?;
+    db.pool_key = pool_key(mount, name);
+    Ok(db)
+}
+
+fn pool_key(mount: &MountRecord, name: &str) -> String {
+    format!("{}/{name}", mount.uuid)
 }
 
 async fn list(core: &Core, mount: &MountRecord, prefix: &str) -> Result<Response, Error> {
@@ -361,15 +380,16 @@ async fn write_config(
     let _ = fields.string("password_authentication")?;
     let _ = fields.string("plugin_version")?;
     fields.refuse_unrecognized()?;
+    db.pool_key = pool_key(req.mount, name);
     if db.verify_connection {
-        let mut conn = db
-            .connect()
+        let mut conn = postgres::connect_once(&db.connection_url, &db.username, &db.password)
             .await
             .map_err(|e| Error::invalid(format!("could not verify the connection: {e}")))?;
         sqlx::query("SELECT 1")
             .execute(&mut conn)
             .await
             .map_err(|e| Error::invalid(format!("could not verify the connection: {e}")))?;
+        let _ = sqlx::Connection::close(conn).await;
     }
     core.write_entry(req.mount, &path, &db).await?;
     tracing::info!(mount = %req.mount.path, connection = name, created = creating, "wrote a database connection");

@@ -2,12 +2,16 @@
 //! with the configured root credentials, running templated statements in
 //! a transaction, and the default revocation.
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::{Connection, Executor};
+use sha2::{Digest, Sha256};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor, Postgres};
 
 use super::credentials::{Values, render};
 use crate::core::Error;
@@ -44,8 +48,62 @@ pub fn check_url(template: &str) -> Result<(), Error> {
         .map_err(|_| refused())
 }
 
-/// A connection as `username`.
+/// Connections kept per database connection config, so a request does
+/// not pay for a new PostgreSQL session. Keyed by what the connection is
+/// (mount, name) and checked against a digest of how to make it (URL and
+/// credentials), so a changed config or a rotated root password gets a
+/// new pool (sessions of the old one end as they idle out).
+static POOLS: LazyLock<Mutex<HashMap<String, (Vec<u8>, PgPool)>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+/// Sessions per pool, and how long an unused one stays open.
+const POOL_SIZE: u32 = 4;
+const POOL_IDLE: Duration = Duration::from_secs(60);
+/// How long a request waits for a session (the pool retries connecting
+/// meanwhile): a database that is down fails requests quickly.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A session as `username` from the pool of connection `key`.
 pub async fn connect(
+    key: &str,
+    template: &str,
+    username: &str,
+    password: &str,
+) -> Result<PoolConnection<Postgres>, Error> {
+    let digest = {
+        let mut hasher = Sha256::new();
+        for part in [template, username, password] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        hasher.finalize().to_vec()
+    };
+    let pool = {
+        let mut pools = POOLS.lock().unwrap_or_else(|e| e.into_inner());
+        match pools.get(key) {
+            Some((known, pool)) if *known == digest => pool.clone(),
+            _ => {
+                let options = PgConnectOptions::from_str(&url(template, username, password))
+                    .map_err(|_| Error::invalid("connection_url is not a PostgreSQL URL"))?
+                    .application_name("secretd");
+                let pool = PgPoolOptions::new()
+                    .max_connections(POOL_SIZE)
+                    .min_connections(0)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .idle_timeout(POOL_IDLE)
+                    .connect_lazy_with(options);
+                pools.insert(key.to_owned(), (digest, pool.clone()));
+                pool
+            }
+        }
+    };
+    pool.acquire()
+        .await
+        .map_err(|err| Error::Upstream(format!("cannot connect to the database: {err}")))
+}
+
+/// A new session, outside any pool: to check a configuration, whose
+/// errors should come at once and say what failed.
+pub async fn connect_once(
     template: &str,
     username: &str,
     password: &str,
