@@ -53,8 +53,11 @@ pub fn check_url(template: &str) -> Result<(), Error> {
 /// (mount, name) and checked against a digest of how to make it (URL and
 /// credentials), so a changed config or a rotated root password gets a
 /// new pool (sessions of the old one end as they idle out).
-static POOLS: LazyLock<Mutex<HashMap<String, (Vec<u8>, PgPool)>>> =
+static POOLS: LazyLock<Mutex<HashMap<String, KeptPool>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// A pool and the digest of the URL and credentials it was made with.
+type KeptPool = (Vec<u8>, PgPool);
 /// Sessions per pool, and how long an unused one stays open.
 const POOL_SIZE: u32 = 4;
 const POOL_IDLE: Duration = Duration::from_secs(60);
