@@ -281,7 +281,6 @@ impl Core {
                 "cannot mount {path:?}: the prefix is reserved"
             )));
         }
-        self.check_mount_path_free(&path)?;
         let record = new_record(
             &path,
             MountKind::Secret,
@@ -290,15 +289,24 @@ impl Core {
             &options,
             &config,
         )?;
-        match self.storage().create_mount(&record).await {
+        self.add_mount(&record).await?;
+        Ok(fields.unrecognized_warning().into_iter().collect())
+    }
+
+    /// Stores a new mount where nothing is mounted yet, and routes to it.
+    async fn add_mount(&self, record: &MountRecord) -> Result<(), Error> {
+        self.check_mount_path_free(&record.path)?;
+        match self.storage().create_mount(record).await {
             Ok(()) => {}
             Err(StorageError::Conflict(_)) => {
-                return Err(Error::invalid(format!("path is already in use at {path}")));
+                return Err(Error::invalid(format!(
+                    "path is already in use at {}",
+                    record.path
+                )));
             }
             Err(err) => return Err(err.into()),
         }
-        self.reload_mounts().await?;
-        Ok(fields.unrecognized_warning().into_iter().collect())
+        self.reload_mounts().await
     }
 
     /// Refuses a path that is, contains, or lies inside an existing mount.
@@ -384,7 +392,6 @@ impl Core {
         if backend_for(&kind).is_none() {
             return Err(Error::invalid(format!("unknown auth method type: {kind}")));
         }
-        self.check_mount_path_free(&path)?;
         let record = new_record(
             &path,
             MountKind::Auth,
@@ -393,15 +400,8 @@ impl Core {
             &options,
             &config,
         )?;
-        match self.storage().create_mount(&record).await {
-            Ok(()) => {}
-            Err(StorageError::Conflict(_)) => {
-                return Err(Error::invalid(format!("path is already in use at {path}")));
-            }
-            Err(err) => return Err(err.into()),
-        }
+        self.add_mount(&record).await?;
         tracing::info!(path = %path, method = %kind, "enabled an auth method");
-        self.reload_mounts().await?;
         Ok(fields.unrecognized_warning().into_iter().collect())
     }
 
