@@ -142,3 +142,102 @@ async fn two_nodes_revoke_every_lease_once_even_when_one_is_killed() {
     storage.remove().await;
     target.remove().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_over_a_hundred_thousand_leases_serves_at_once_and_still_revokes() {
+    const STORED: i64 = 100_000;
+    let Some(storage) = TestDatabase::postgres().await else {
+        return;
+    };
+    let target = TestDatabase::postgres().await.unwrap();
+    let mut db = PgConnection::connect(&target.url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE issued (name text); CREATE TABLE revoked (name text)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let target_name = target.url.rsplit('/').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let seal = static_seal_config(&dir);
+    let server = Server::with_config(&storage.url, &seal);
+    let root = initialize_static(&server).await;
+    let api = Api::new(&server.url, &root);
+    for (path, body) in [
+        ("sys/mounts/db", json!({"type": "database"})),
+        (
+            "db/config/pg",
+            json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": format!(
+                    "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{target_name}"
+                ),
+                "username": "postgres", "password": "unused-locally", "allowed_roles": "*",
+            }),
+        ),
+        (
+            "db/roles/r",
+            json!({
+                "db_name": "pg", "default_ttl": "20s",
+                "creation_statements": "INSERT INTO issued VALUES ('{{name}}')",
+                "revocation_statements": "INSERT INTO revoked VALUES ('{{name}}')",
+            }),
+        ),
+    ] {
+        let (status, body) = api.call("POST", path, Some(body)).await;
+        assert!((200..300).contains(&status), "{path}: {status} {body}");
+    }
+    let (status, body) = api.call("GET", "db/creds/r", None).await;
+    assert_eq!(status, 200, "{body}");
+    let lease = body["lease_id"].as_str().unwrap().to_owned();
+
+    // A hundred thousand more leases, due in an hour, written straight
+    // into the table (copies of the real one's row).
+    let mut storage_conn = PgConnection::connect(&storage.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO leases (id, mount_uuid, role, token_hash, issued_at, expire_at, \
+         last_renewal, renewable, dek, secret, due_at, attempts, irrevocable, last_error) \
+         SELECT 'db/creds/r/bulk' || g, mount_uuid, role, token_hash, issued_at, \
+         expire_at + 3600000000000, NULL, renewable, dek, secret, due_at + 3600000000000, 0, \
+         FALSE, NULL FROM leases, generate_series(1, $2) AS g WHERE id = $1",
+    )
+    .bind(&lease)
+    .bind(STORED)
+    .execute(&mut storage_conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        count(&mut storage_conn, "SELECT count(*) FROM leases").await,
+        STORED + 1
+    );
+
+    // Restart: serving and unsealed as soon as it listens.
+    server.stop();
+    let started = Instant::now();
+    let server = Server::with_config(&storage.url, &seal);
+    let (status, health) = Api::new(&server.url, "")
+        .call("GET", "sys/health", None)
+        .await;
+    let ready = started.elapsed();
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["sealed"], false);
+    eprintln!("restart over {STORED} leases: unsealed and healthy after {ready:?}");
+
+    // The real lease is still revoked when it falls due.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count(&mut db, "SELECT count(*) FROM revoked").await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the lease was not revoked after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, _) = Api::new(&server.url, &root)
+        .call("PUT", "sys/leases/lookup", Some(json!({"lease_id": lease})))
+        .await;
+    assert_eq!(status, 400, "the revoked lease is gone");
+
+    server.stop();
+    drop(db);
+    drop(storage_conn);
+    storage.remove().await;
+    target.remove().await;
+}
