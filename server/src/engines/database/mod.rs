@@ -9,6 +9,8 @@
 
 mod credentials;
 mod postgres;
+#[cfg(test)]
+pub mod private_pg;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -444,3 +444,97 @@ async fn a_static_role_is_rotated_at_once_on_demand_and_on_schedule() {
     drop(app);
     target.remove().await;
 }
+
+/// On a cluster that checks passwords: a dynamic user's password works
+/// until its lease is revoked, then nothing does; a static role's old
+/// password stops working when it is rotated.
+#[tokio::test]
+async fn passwords_stop_working_when_revoked_or_rotated() {
+    use crate::engines::database::private_pg::{PrivatePostgres, SUPERUSER_PASSWORD};
+    let Some(pg) = PrivatePostgres::start() else {
+        return;
+    };
+    let app = App::dev().await;
+    let connect = |user: &str, password: &str| {
+        let url = pg.url(user, password);
+        async move { PgConnection::connect(&url).await }
+    };
+    let mut admin = connect("postgres", SUPERUSER_PASSWORD).await.unwrap();
+    sqlx::raw_sql("CREATE ROLE app_static LOGIN PASSWORD 'dba-knows-this'")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    for (path, body) in [
+        ("/v1/sys/mounts/db", json!({"type": "database"})),
+        (
+            "/v1/db/config/pg",
+            json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": format!(
+                    "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres", pg.port
+                ),
+                "username": "postgres", "password": SUPERUSER_PASSWORD, "allowed_roles": "*",
+            }),
+        ),
+        (
+            "/v1/db/roles/ro",
+            json!({"db_name": "pg", "creation_statements": [CREATE], "default_ttl": "1h"}),
+        ),
+        (
+            "/v1/db/static-roles/app",
+            json!({"db_name": "pg", "username": "app_static", "rotation_period": "1h"}),
+        ),
+    ] {
+        let r = app.root("POST", path, Some(body)).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{path}: {:?}", r.body);
+    }
+
+    // A dynamic user: its password works, a wrong one does not; after
+    // revocation, nothing does.
+    let r = app.root("GET", "/v1/db/creds/ro", None).await;
+    let user = r.body["data"]["username"].as_str().unwrap().to_owned();
+    let password = r.body["data"]["password"].as_str().unwrap().to_owned();
+    let lease = r.body["lease_id"].as_str().unwrap().to_owned();
+    assert!(connect(&user, &password).await.is_ok());
+    assert!(connect(&user, "not-the-password").await.is_err());
+    let r = app
+        .root(
+            "PUT",
+            "/v1/sys/leases/revoke",
+            Some(json!({"lease_id": lease})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert!(
+        connect(&user, &password).await.is_err(),
+        "a revoked password worked"
+    );
+
+    // A static role: the DBA's password stopped working at creation, and
+    // each rotation retires the one before.
+    assert!(connect("app_static", "dba-knows-this").await.is_err());
+    let r = app.root("GET", "/v1/db/static-creds/app", None).await;
+    let first = r.body["data"]["password"].as_str().unwrap().to_owned();
+    assert!(connect("app_static", &first).await.is_ok());
+    let r = app.root("POST", "/v1/db/rotate-role/app", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let r = app.root("GET", "/v1/db/static-creds/app", None).await;
+    let second = r.body["data"]["password"].as_str().unwrap().to_owned();
+    assert!(
+        connect("app_static", &first).await.is_err(),
+        "the old password still worked"
+    );
+    assert!(connect("app_static", &second).await.is_ok());
+
+    // Root rotation: the configured password stops working too.
+    let r = app.root("POST", "/v1/db/rotate-root/pg", None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert!(connect("postgres", SUPERUSER_PASSWORD).await.is_err());
+    let r = app.root("GET", "/v1/db/creds/ro", None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "secretd still connects: {:?}",
+        r.body
+    );
+}
