@@ -3,9 +3,9 @@
 //! role grants and stop existing (sessions and all) when their lease ends,
 //! renewal moving `VALID UNTIL`, root rotation.
 //!
-//! The machine's PostgreSQL trusts local connections, so these tests show
-//! that a revoked user cannot connect by the role being gone, not by its
-//! password being refused.
+//! The machine's PostgreSQL trusts local connections, so most of these
+//! tests show that a revoked user cannot connect by the role being gone;
+//! the last one runs a private cluster that checks passwords.
 
 use axum::http::StatusCode;
 use serde_json::json;
