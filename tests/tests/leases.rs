@@ -7,11 +7,12 @@
 //!
 //! The "database" here is a table: the role's statements record each
 //! credential issued and each revocation, so the test can count them.
+//! The same goes for a static role's rotations on two nodes.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use secretd_tests::{Api, Server, TestDatabase, initialize_static, static_seal_config};
+use secretd_tests::{Api, Server, TestDatabase, initialize_static, secretctl, static_seal_config};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
@@ -238,6 +239,111 @@ async fn a_restart_over_a_hundred_thousand_leases_serves_at_once_and_still_revok
     server.stop();
     drop(db);
     drop(storage_conn);
+    storage.remove().await;
+    target.remove().await;
+}
+
+/// A static role on two nodes: set up with `secretctl write`, read with
+/// `secretctl read`, and rotated once per period although both nodes'
+/// workers look for due rotations every second.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_rotate_a_static_role_once_per_period() {
+    let Some(storage) = TestDatabase::postgres().await else {
+        return;
+    };
+    let target = TestDatabase::postgres().await.unwrap();
+    let mut db = PgConnection::connect(&target.url).await.unwrap();
+    let user = format!("static_app_{}", uuid::Uuid::new_v4().simple());
+    sqlx::raw_sql(&format!(
+        "CREATE TABLE rotations (at timestamptz); CREATE ROLE {user} LOGIN PASSWORD 'dba'"
+    ))
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let target_name = target.url.rsplit('/').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let seal = static_seal_config(&dir);
+    let a = Server::with_config(&storage.url, &seal);
+    let root = initialize_static(&a).await;
+
+    let cli = |url: &str, args: &[&str]| {
+        let out = secretctl(url, &root, args);
+        assert!(
+            out.status.success(),
+            "secretctl {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    cli(&a.url, &["secrets", "enable", "--path", "db", "database"]);
+    // (A node learns of a mount made on another within 5 s for now; this
+    // one starts after it.)
+    let b = Server::with_config(&storage.url, &seal);
+    let url = format!(
+        "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{target_name}"
+    );
+    cli(
+        &a.url,
+        &[
+            "write",
+            "db/config/pg",
+            "plugin_name=postgresql-database-plugin",
+            &url,
+            "username=postgres",
+            "password=unused-locally",
+            "allowed_roles=app",
+        ],
+    );
+    let rotate = format!(
+        "rotation_statements=INSERT INTO rotations VALUES (now()); \
+         ALTER USER \"{{{{name}}}}\" WITH PASSWORD '{{{{password}}}}';"
+    );
+    let started = Instant::now();
+    cli(
+        &b.url,
+        &[
+            "write",
+            "db/static-roles/app",
+            "db_name=pg",
+            &format!("username={user}"),
+            "rotation_period=5s",
+            &rotate,
+        ],
+    );
+    // Both nodes see the role; let their workers race for 12 seconds.
+    let first = cli(
+        &a.url,
+        &["read", "db/static-creds/app", "--field", "password"],
+    );
+    assert_eq!(
+        first,
+        cli(
+            &b.url,
+            &["read", "db/static-creds/app", "--field", "password"]
+        )
+    );
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let elapsed = started.elapsed().as_secs() as i64;
+    let rotations = count(&mut db, "SELECT count(*) FROM rotations").await;
+    // The creation's rotation, then one per 5 s period: at most one each.
+    assert!(
+        (2..=elapsed / 5 + 2).contains(&rotations),
+        "{rotations} rotations in {elapsed} s with a period of 5 s"
+    );
+    let now = cli(
+        &b.url,
+        &["read", "db/static-creds/app", "--field", "password"],
+    );
+    assert_ne!(first, now, "the password was not rotated on schedule");
+
+    drop(a);
+    drop(b);
+    sqlx::raw_sql(&format!("DROP TABLE rotations; DROP ROLE {user}"))
+        .execute(&mut db)
+        .await
+        .unwrap();
+    drop(db);
     storage.remove().await;
     target.remove().await;
 }
