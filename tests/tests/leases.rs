@@ -295,10 +295,8 @@ async fn two_nodes_rotate_a_static_role_once_per_period() {
             "allowed_roles=app",
         ],
     );
-    let rotate = format!(
-        "rotation_statements=INSERT INTO rotations VALUES (now()); \
-         ALTER USER \"{{{{name}}}}\" WITH PASSWORD '{{{{password}}}}';"
-    );
+    let rotate = "rotation_statements=INSERT INTO rotations VALUES (now()); \
+         ALTER USER \"{{name}}\" WITH PASSWORD '{{password}}';";
     let started = Instant::now();
     cli(
         &b.url,
@@ -308,7 +306,7 @@ async fn two_nodes_rotate_a_static_role_once_per_period() {
             "db_name=pg",
             &format!("username={user}"),
             "rotation_period=5s",
-            &rotate,
+            rotate,
         ],
     );
     // Both nodes see the role; let their workers race for 12 seconds.
