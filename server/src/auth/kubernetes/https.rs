@@ -5,7 +5,7 @@
 //! `jwks_ca_pem`). Clients are cached by their roots, so logins reuse
 //! connections and a changed CA gets a new client at once.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -46,7 +46,7 @@ fn build(trust: Trust<'_>) -> Result<reqwest::Client, String> {
         Trust::Pem(pem) => roots_from_pem(pem)?,
         Trust::System => system_roots()?,
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crate::barrier::tls_provider();
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?

@@ -45,7 +45,7 @@ pub fn check_pem(cfg: &LdapConfig) -> Result<(), String> {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    crate::barrier::tls_provider()
 }
 
 /// The client config for this LDAP config's TLS connections.
