@@ -26,29 +26,27 @@ async fn count(conn: &mut PgConnection, sql: &str) -> i64 {
     n
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_nodes_revoke_every_lease_once_even_when_one_is_killed() {
-    let Some(storage) = TestDatabase::postgres().await else {
-        return;
-    };
+/// A target database with tables `issued` and `revoked`: returns it, a
+/// connection to it, and its name.
+async fn counting_target() -> (TestDatabase, PgConnection, String) {
     let target = TestDatabase::postgres().await.unwrap();
     let mut db = PgConnection::connect(&target.url).await.unwrap();
     sqlx::raw_sql("CREATE TABLE issued (name text); CREATE TABLE revoked (name text)")
         .execute(&mut db)
         .await
         .unwrap();
-    let target_name = target.url.rsplit('/').next().unwrap().to_owned();
+    let name = target.url.rsplit('/').next().unwrap().to_owned();
+    (target, db, name)
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let seal = static_seal_config(&dir);
-    let a = Server::with_config(&storage.url, &seal);
-    let root = initialize_static(&a).await;
-    let api_a = Api::new(&a.url, &root);
-    for (method, path, body) in [
-        ("POST", "sys/mounts/db", json!({"type": "database"})),
+/// The database engine at `db/` on `api`'s server, with connection `pg`
+/// to `target_name` and role `role` whose statements record each
+/// credential issued and each revocation.
+async fn counting_engine(api: &Api, target_name: &str, role: &str, ttl: &str) {
+    for (path, body) in [
+        ("sys/mounts/db".to_owned(), json!({"type": "database"})),
         (
-            "POST",
-            "db/config/pg",
+            "db/config/pg".to_owned(),
             json!({
                 "plugin_name": "postgresql-database-plugin",
                 "connection_url": format!(
@@ -58,18 +56,32 @@ async fn two_nodes_revoke_every_lease_once_even_when_one_is_killed() {
             }),
         ),
         (
-            "POST",
-            "db/roles/short",
+            format!("db/roles/{role}"),
             json!({
-                "db_name": "pg", "default_ttl": "3s",
+                "db_name": "pg", "default_ttl": ttl,
                 "creation_statements": "INSERT INTO issued VALUES ('{{name}}')",
                 "revocation_statements": "INSERT INTO revoked VALUES ('{{name}}')",
             }),
         ),
     ] {
-        let (status, body) = api_a.call(method, path, Some(body)).await;
+        let (status, body) = api.call("POST", &path, Some(body)).await;
         assert!((200..300).contains(&status), "{path}: {status} {body}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_revoke_every_lease_once_even_when_one_is_killed() {
+    let Some(storage) = TestDatabase::postgres().await else {
+        return;
+    };
+    let (target, mut db, target_name) = counting_target().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let seal = static_seal_config(&dir);
+    let a = Server::with_config(&storage.url, &seal);
+    let root = initialize_static(&a).await;
+    let api_a = Api::new(&a.url, &root);
+    counting_engine(&api_a, &target_name, "short", "3s").await;
     let b = Server::with_config(&storage.url, &seal);
     let api_b = Api::new(&b.url, &root);
 
@@ -150,42 +162,13 @@ async fn a_restart_over_a_hundred_thousand_leases_serves_at_once_and_still_revok
     let Some(storage) = TestDatabase::postgres().await else {
         return;
     };
-    let target = TestDatabase::postgres().await.unwrap();
-    let mut db = PgConnection::connect(&target.url).await.unwrap();
-    sqlx::raw_sql("CREATE TABLE issued (name text); CREATE TABLE revoked (name text)")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    let target_name = target.url.rsplit('/').next().unwrap().to_owned();
+    let (target, mut db, target_name) = counting_target().await;
     let dir = tempfile::tempdir().unwrap();
     let seal = static_seal_config(&dir);
     let server = Server::with_config(&storage.url, &seal);
     let root = initialize_static(&server).await;
     let api = Api::new(&server.url, &root);
-    for (path, body) in [
-        ("sys/mounts/db", json!({"type": "database"})),
-        (
-            "db/config/pg",
-            json!({
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": format!(
-                    "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{target_name}"
-                ),
-                "username": "postgres", "password": "unused-locally", "allowed_roles": "*",
-            }),
-        ),
-        (
-            "db/roles/r",
-            json!({
-                "db_name": "pg", "default_ttl": "20s",
-                "creation_statements": "INSERT INTO issued VALUES ('{{name}}')",
-                "revocation_statements": "INSERT INTO revoked VALUES ('{{name}}')",
-            }),
-        ),
-    ] {
-        let (status, body) = api.call("POST", path, Some(body)).await;
-        assert!((200..300).contains(&status), "{path}: {status} {body}");
-    }
+    counting_engine(&api, &target_name, "r", "20s").await;
     let (status, body) = api.call("GET", "db/creds/r", None).await;
     assert_eq!(status, 200, "{body}");
     let lease = body["lease_id"].as_str().unwrap().to_owned();

@@ -636,17 +636,30 @@ macro_rules! impl_queries {
             }
 
             pub async fn delete_audit_device(&self, path: &str) -> Result<bool> {
-                let path = path.to_owned();
+                self.delete_keyed(sql::DELETE_AUDIT_DEVICE_KEY, sql::DELETE_AUDIT_DEVICE, path)
+                    .await
+            }
+
+            /// Shreds a row's data key (`key_statement`) and deletes the row
+            /// (`row_statement`), both bound to `id`, in one transaction;
+            /// false if there was no row.
+            async fn delete_keyed(
+                &self,
+                key_statement: &'static str,
+                row_statement: &'static str,
+                id: &str,
+            ) -> Result<bool> {
+                let id = id.to_owned();
                 self.write(
                     Touched::Nothing,
                     job(move |conn| {
                         Box::pin(async move {
-                            sqlx::query(sql::DELETE_AUDIT_DEVICE_KEY)
-                                .bind(&path)
+                            sqlx::query(key_statement)
+                                .bind(&id)
                                 .execute(&mut *conn)
                                 .await?;
-                            let done = sqlx::query(sql::DELETE_AUDIT_DEVICE)
-                                .bind(&path)
+                            let done = sqlx::query(row_statement)
+                                .bind(&id)
                                 .execute(&mut *conn)
                                 .await?
                                 .rows_affected();
@@ -950,25 +963,8 @@ macro_rules! impl_queries {
             }
 
             pub async fn finish_lease(&self, id: &str) -> Result<bool> {
-                let id = id.to_owned();
-                self.write(
-                    Touched::Nothing,
-                    job(move |conn| {
-                        Box::pin(async move {
-                            sqlx::query(sql::DELETE_LEASE_KEY)
-                                .bind(&id)
-                                .execute(&mut *conn)
-                                .await?;
-                            let done = sqlx::query(sql::DELETE_LEASE)
-                                .bind(&id)
-                                .execute(&mut *conn)
-                                .await?
-                                .rows_affected();
-                            Ok(TxOutcome::commit(done > 0))
-                        })
-                    }),
-                )
-                .await
+                self.delete_keyed(sql::DELETE_LEASE_KEY, sql::DELETE_LEASE, id)
+                    .await
             }
 
             pub async fn fail_lease(
