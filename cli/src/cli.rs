@@ -140,6 +140,9 @@ pub enum Command {
     Read(RawArgs),
     /// Write to any API path: write sys/policies/acl/dev policy=@dev.hcl.
     Write(RawWriteArgs),
+    /// Run a command with secrets in its environment:
+    /// run --env DB_PASSWORD=secret/app/db#password -- ./server.
+    Run(Box<crate::run::RunArgs>),
 }
 
 /// `lease ...`.

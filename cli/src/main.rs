@@ -8,6 +8,7 @@
 mod args;
 mod audit;
 mod cli;
+mod inject;
 mod kv;
 mod lease;
 mod login;
@@ -17,6 +18,7 @@ mod output;
 mod policy;
 mod policy_fmt;
 mod raw;
+mod run;
 mod token;
 
 use std::process::ExitCode;
@@ -138,11 +140,19 @@ fn main() -> ExitCode {
             // --help and --version print to stdout and succeed; usage
             // errors exit 1 (not clap's 2, which means a remote error here).
             let _ = err.print();
-            return ExitCode::from(if err.use_stderr() {
-                EXIT_LOCAL
-            } else {
-                EXIT_OK
-            });
+            if !err.use_stderr() {
+                return ExitCode::from(EXIT_OK);
+            }
+            if injects(std::env::args_os()) {
+                let first_line = err.to_string();
+                let first_line = first_line.lines().next().unwrap_or_default();
+                let failure = inject::config(first_line.trim_start_matches("error: "));
+                let log = std::env::var_os("SECRETD_TERMINATION_LOG")
+                    .unwrap_or_else(|| inject::DEFAULT_TERMINATION_LOG.into());
+                inject::write_termination_message(std::path::Path::new(&log), &failure);
+                return ExitCode::from(inject::EXIT_CONFIG);
+            }
+            return ExitCode::from(EXIT_LOCAL);
         }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -164,6 +174,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// True when the command line is `run` or `agent` (whose usage errors
+/// are configuration errors, exit 78, like their other ones).
+fn injects(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| a == "run" || a == "agent")
+}
+
 async fn run(cli: Cli) -> Result<u8, Failure> {
     // Commands that need no server run before any client is configured.
     match &cli.command {
@@ -171,6 +189,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Audit(AuditCommand::Verify(a)) => return audit::verify(&cli.global, &a.files),
         _ => {}
     }
+    // `run` brings its own login.
+    let cli = match cli.command {
+        Command::Run(a) => return run::run(&cli.global, *a).await,
+        command => Cli { command, ..cli },
+    };
     let client = build_client(&cli.global)?;
     let ctx = Ctx {
         client,
@@ -201,6 +224,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Logout(a) => login::logout(&ctx, a).await,
         Command::Read(a) => raw::read(&ctx, a).await,
         Command::Write(a) => raw::write(&ctx, a).await,
+        Command::Run(_) => unreachable!("handled above"),
     }
 }
 

@@ -78,6 +78,8 @@ mod database;
 #[cfg(feature = "http")]
 mod error;
 #[cfg(feature = "http")]
+mod keeper;
+#[cfg(feature = "http")]
 mod kv2;
 #[cfg(feature = "http")]
 mod lease;
@@ -108,11 +110,18 @@ pub use database::{Database, DatabaseCredentials, StaticCredentials};
 #[cfg(feature = "http")]
 pub use error::Error;
 #[cfg(feature = "http")]
+pub use keeper::{
+    KeeperError, KeeperOptions, KeeperStats, Lease, LeaseKeeper, Login, SavedState, Secret,
+    SecretData, Snapshot, backoff, is_transient, jitter,
+};
+#[cfg(feature = "http")]
 pub use kv2::{Kv2, KvSecret};
 #[cfg(feature = "http")]
 pub use lease::{LeaseApi, LeaseRenewal};
 #[cfg(feature = "http")]
 pub use logical::{Logical, LogicalResponse};
+#[cfg(feature = "http")]
+pub use secrecy;
 #[cfg(feature = "http")]
 pub use sys::Sys;
 #[cfg(feature = "http")]

@@ -404,3 +404,60 @@ impl Api {
         Some((status, json))
     }
 }
+
+/// The number a one-value query answers.
+pub async fn count(conn: &mut sqlx::PgConnection, sql: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&mut *conn).await.unwrap();
+    n
+}
+
+/// A target database with tables `issued` and `revoked`, for a database
+/// engine whose role only records what it does: returns it, a connection
+/// to it, and its name. `None` when PostgreSQL is not configured (and not
+/// required).
+pub async fn counting_target() -> Option<(TestDatabase, sqlx::PgConnection, String)> {
+    use sqlx::Connection;
+    let target = TestDatabase::postgres().await?;
+    let mut db = sqlx::PgConnection::connect(&target.url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE issued (name text); CREATE TABLE revoked (name text)")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    let name = target.url.rsplit('/').next().unwrap().to_owned();
+    Some((target, db, name))
+}
+
+/// The database engine at `db/` on `api`'s server, with connection `pg`
+/// to `target_name` and role `role` (TTL `ttl`, max TTL `max_ttl` unless
+/// empty) whose statements record each credential issued and each
+/// revocation in the tables of [`counting_target`].
+pub async fn counting_engine(api: &Api, target_name: &str, role: &str, ttl: &str, max_ttl: &str) {
+    let mut role_body = serde_json::json!({
+        "db_name": "pg", "default_ttl": ttl,
+        "creation_statements": "INSERT INTO issued VALUES ('{{name}}')",
+        "revocation_statements": "INSERT INTO revoked VALUES ('{{name}}')",
+    });
+    if !max_ttl.is_empty() {
+        role_body["max_ttl"] = max_ttl.into();
+    }
+    for (path, body) in [
+        (
+            "sys/mounts/db".to_owned(),
+            serde_json::json!({"type": "database"}),
+        ),
+        (
+            "db/config/pg".to_owned(),
+            serde_json::json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": format!(
+                    "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{target_name}"
+                ),
+                "username": "postgres", "password": "unused-locally", "allowed_roles": "*",
+            }),
+        ),
+        (format!("db/roles/{role}"), role_body),
+    ] {
+        let (status, body) = api.call("POST", &path, Some(body)).await;
+        assert!((200..300).contains(&status), "{path}: {status} {body}");
+    }
+}

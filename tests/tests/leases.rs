@@ -12,7 +12,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use secretd_tests::{Api, Server, TestDatabase, initialize_static, secretctl, static_seal_config};
+use secretd_tests::{
+    Api, Server, TestDatabase, count, counting_engine, counting_target, initialize_static,
+    secretctl, static_seal_config,
+};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
@@ -21,67 +24,19 @@ const LEASES: usize = 10_000;
 /// At most this many leases can be in a killed node's hands (its claim).
 const IN_FLIGHT: usize = 16;
 
-async fn count(conn: &mut PgConnection, sql: &str) -> i64 {
-    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&mut *conn).await.unwrap();
-    n
-}
-
-/// A target database with tables `issued` and `revoked`: returns it, a
-/// connection to it, and its name.
-async fn counting_target() -> (TestDatabase, PgConnection, String) {
-    let target = TestDatabase::postgres().await.unwrap();
-    let mut db = PgConnection::connect(&target.url).await.unwrap();
-    sqlx::raw_sql("CREATE TABLE issued (name text); CREATE TABLE revoked (name text)")
-        .execute(&mut db)
-        .await
-        .unwrap();
-    let name = target.url.rsplit('/').next().unwrap().to_owned();
-    (target, db, name)
-}
-
-/// The database engine at `db/` on `api`'s server, with connection `pg`
-/// to `target_name` and role `role` whose statements record each
-/// credential issued and each revocation.
-async fn counting_engine(api: &Api, target_name: &str, role: &str, ttl: &str) {
-    for (path, body) in [
-        ("sys/mounts/db".to_owned(), json!({"type": "database"})),
-        (
-            "db/config/pg".to_owned(),
-            json!({
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": format!(
-                    "postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:5432/{target_name}"
-                ),
-                "username": "postgres", "password": "unused-locally", "allowed_roles": "*",
-            }),
-        ),
-        (
-            format!("db/roles/{role}"),
-            json!({
-                "db_name": "pg", "default_ttl": ttl,
-                "creation_statements": "INSERT INTO issued VALUES ('{{name}}')",
-                "revocation_statements": "INSERT INTO revoked VALUES ('{{name}}')",
-            }),
-        ),
-    ] {
-        let (status, body) = api.call("POST", &path, Some(body)).await;
-        assert!((200..300).contains(&status), "{path}: {status} {body}");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_revoke_every_lease_once_even_when_one_is_killed() {
     let Some(storage) = TestDatabase::postgres().await else {
         return;
     };
-    let (target, mut db, target_name) = counting_target().await;
+    let (target, mut db, target_name) = counting_target().await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let seal = static_seal_config(&dir);
     let a = Server::with_config(&storage.url, &seal);
     let root = initialize_static(&a).await;
     let api_a = Api::new(&a.url, &root);
-    counting_engine(&api_a, &target_name, "short", "3s").await;
+    counting_engine(&api_a, &target_name, "short", "3s", "").await;
     let b = Server::with_config(&storage.url, &seal);
     let api_b = Api::new(&b.url, &root);
 
@@ -162,13 +117,13 @@ async fn a_restart_over_a_hundred_thousand_leases_serves_at_once_and_still_revok
     let Some(storage) = TestDatabase::postgres().await else {
         return;
     };
-    let (target, mut db, target_name) = counting_target().await;
+    let (target, mut db, target_name) = counting_target().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let seal = static_seal_config(&dir);
     let server = Server::with_config(&storage.url, &seal);
     let root = initialize_static(&server).await;
     let api = Api::new(&server.url, &root);
-    counting_engine(&api, &target_name, "r", "20s").await;
+    counting_engine(&api, &target_name, "r", "20s", "").await;
     let (status, body) = api.call("GET", "db/creds/r", None).await;
     assert_eq!(status, 200, "{body}");
     let lease = body["lease_id"].as_str().unwrap().to_owned();
