@@ -143,6 +143,9 @@ pub enum Command {
     /// Run a command with secrets in its environment:
     /// run --env DB_PASSWORD=secret/app/db#password -- ./server.
     Run(Box<crate::run::RunArgs>),
+    /// Render secrets into files and keep them fresh:
+    /// agent --config agent.toml [--once].
+    Agent(crate::agent::AgentArgs),
 }
 
 /// `lease ...`.

@@ -5,6 +5,7 @@
 //! code policy; each group of commands lives in its own module.
 #![forbid(unsafe_code)]
 
+mod agent;
 mod args;
 mod audit;
 mod cli;
@@ -192,6 +193,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     // `run` brings its own login.
     let cli = match cli.command {
         Command::Run(a) => return run::run(&cli.global, *a).await,
+        Command::Agent(a) => return agent::agent(&cli.global, a).await,
         command => Cli { command, ..cli },
     };
     let client = build_client(&cli.global)?;
@@ -224,7 +226,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Logout(a) => login::logout(&ctx, a).await,
         Command::Read(a) => raw::read(&ctx, a).await,
         Command::Write(a) => raw::write(&ctx, a).await,
-        Command::Run(_) => unreachable!("handled above"),
+        Command::Run(_) | Command::Agent(_) => unreachable!("handled above"),
     }
 }
 

@@ -474,9 +474,9 @@ impl LeaseKeeper {
         self.snapshots.borrow().clone()
     }
 
-    /// What the keeper has done so far.
-    pub fn stats(&self) -> &KeeperStats {
-        &self.stats
+    /// What the keeper has done so far (shared: it keeps counting).
+    pub fn stats(&self) -> Arc<KeeperStats> {
+        self.stats.clone()
     }
 
     /// Reads more paths and keeps them too. Returns once they are in the
@@ -713,12 +713,10 @@ impl Worker {
             if lookup.ttl == 0 {
                 continue;
             }
-            let (wait, replace) = lease_plan(
-                lookup.ttl,
-                s.lease_ttl,
-                lookup.renewable,
-                self.options.grace,
-            );
+            // Part of its TTL has passed: renew it at two thirds of what
+            // is left (the renewal tells whether its max TTL is near).
+            let (wait, replace) =
+                lease_plan(lookup.ttl, lookup.ttl, lookup.renewable, self.options.grace);
             let secret = Secret {
                 path: s.path.clone(),
                 data: SecretBox::new(Box::new(SecretData(s.data.clone()))),
