@@ -40,7 +40,10 @@ Exit codes:
   nothing there; `audit list` with no devices; `audit verify` of a broken
   chain (a line removed, edited or moved: a \"no\" about the files, while a
   file it cannot read is 1); `status` of a sealed server (where any error
-  exits 1, as `vault status`).";
+  exits 1, as `vault status`).
+  `run` and `agent` have a code per cause instead: 78 configuration, 69
+  server unreachable, 80 authentication denied, 77 permission denied, 66
+  secret not found (see docs/injection.md).";
 
 /// secretctl: command-line client for secretd.
 #[derive(Parser)]

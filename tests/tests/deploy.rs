@@ -1281,6 +1281,20 @@ fn check_agent(
         .data
         .as_ref()
         .unwrap()[&key];
+    // The agent itself takes it: keys, values and templates.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    let checked = Command::new(binary("secretctl"))
+        .args(["agent", "--check", "--config"])
+        .arg(file.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{o}: secretctl agent --check refuses the config: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let config: toml::Table = text.parse().unwrap_or_else(|e| panic!("{o}: {e}"));
     for k in config.keys() {
         assert!(

@@ -46,6 +46,10 @@ pub struct AgentArgs {
     /// Render every file once and exit (an init container).
     #[arg(long)]
     pub once: bool,
+    /// Check the configuration and compile the templates, then exit
+    /// (0, or 78 with the reason); nothing is read or written.
+    #[arg(long, conflicts_with = "once")]
+    pub check: bool,
 }
 
 /// One line on stderr.
@@ -64,6 +68,11 @@ pub async fn agent(global: &Global, a: AgentArgs) -> Result<u8, Failure> {
             return Err(failure);
         }
     };
+    if a.check {
+        Renderer::new(&config.templates).map_err(config_error)?;
+        config.auth.login(global)?;
+        return Ok(EXIT_OK);
+    }
     let status = Arc::new(AgentStatus::default());
     let (renderer, keeper) = match start(global, &a, &config, &status).await {
         Ok(started) => started,

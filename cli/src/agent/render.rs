@@ -351,6 +351,45 @@ mod tests {
     }
 
     #[test]
+    fn the_examples_of_docs_injection_md_render() {
+        let dir = tempfile::tempdir().unwrap();
+        let examples = [
+            (
+                "{{ secret(\"secret/app/db\").password }}",
+                "p@ss word",
+            ),
+            (
+                "{% set db = secret(\"database/creds/app\") %}postgres://{{ db.username }}:{{ db.password | urlencode }}@db:5432/app",
+                "postgres://v-app:p%40ss%20word@db:5432/app",
+            ),
+            (
+                "{{ secret(\"secret/app/config\") | tojson }}",
+                r#"{"log-level":"info","port":5432}"#,
+            ),
+            (
+                "{% for key, value in secret(\"secret/app/config\") | items %}{{ key | upper }}={{ value }}\n{% endfor %}",
+                "LOG-LEVEL=info\nPORT=5432\n",
+            ),
+        ];
+        let templates: Vec<_> = examples
+            .iter()
+            .enumerate()
+            .map(|(i, (text, _))| template(&dir.path().join(i.to_string()), text))
+            .collect();
+        let renderer = Renderer::new(&templates).unwrap();
+        let out = renderer
+            .render(&snapshot(&[
+                ("secret/app/db", r#"{"password":"p@ss word"}"#),
+                ("database/creds/app", r#"{"username":"v-app","password":"p@ss word"}"#),
+                ("secret/app/config", r#"{"port":5432,"log-level":"info"}"#),
+            ]))
+            .unwrap();
+        for (got, (_, want)) in out.iter().zip(examples) {
+            assert_eq!(got.as_str(), want);
+        }
+    }
+
+    #[test]
     fn html_looking_destinations_are_not_escaped() {
         let dir = tempfile::tempdir().unwrap();
         let renderer = Renderer::new(&[template(
