@@ -354,10 +354,7 @@ mod tests {
     fn the_examples_of_docs_injection_md_render() {
         let dir = tempfile::tempdir().unwrap();
         let examples = [
-            (
-                "{{ secret(\"secret/app/db\").password }}",
-                "p@ss word",
-            ),
+            ("{{ secret(\"secret/app/db\").password }}", "p@ss word"),
             (
                 "{% set db = secret(\"database/creds/app\") %}postgres://{{ db.username }}:{{ db.password | urlencode }}@db:5432/app",
                 "postgres://v-app:p%40ss%20word@db:5432/app",
@@ -380,7 +377,10 @@ mod tests {
         let out = renderer
             .render(&snapshot(&[
                 ("secret/app/db", r#"{"password":"p@ss word"}"#),
-                ("database/creds/app", r#"{"username":"v-app","password":"p@ss word"}"#),
+                (
+                    "database/creds/app",
+                    r#"{"username":"v-app","password":"p@ss word"}"#,
+                ),
                 ("secret/app/config", r#"{"port":5432,"log-level":"info"}"#),
             ]))
             .unwrap();
