@@ -495,6 +495,10 @@ async fn supervise(
             }
             () = tokio::time::sleep_until(act_at.unwrap_or_else(far)), if act_at.is_some() => {
                 act_at = None;
+                // A restart since may have taken the change in already.
+                if !changed(plan, &applied, &keeper.snapshot()) {
+                    continue;
+                }
                 match a.on_change {
                     OnChange::Restart => {
                         restarting = true;

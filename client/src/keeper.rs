@@ -543,6 +543,13 @@ pub fn jitter(max: Duration) -> Duration {
     max.mul_f64(fraction)
 }
 
+/// True when two reads of a secret hold the same values. A static role's
+/// `ttl` counts down from one read to the next: that alone is no change.
+fn same_values(a: &SecretData, b: &SecretData) -> bool {
+    let keys = |d: &SecretData| d.0.keys().filter(|k| *k != "ttl").count();
+    keys(a) == keys(b) && a.0.iter().all(|(k, v)| k == "ttl" || b.0.get(k) == Some(v))
+}
+
 /// Two thirds of `secs` from `now`, at least [`MIN_WAIT`].
 fn two_thirds(now: Instant, secs: u64) -> Instant {
     now + Duration::from_secs(secs).mul_f64(2.0 / 3.0).max(MIN_WAIT)
@@ -1042,17 +1049,21 @@ impl Worker {
             return false;
         };
         let (source, revision) = (entry.source.clone(), entry.secret.revision);
-        match self.read_from(path, source, revision).await {
-            Ok(mut fresh) => {
-                let old = &self.entries[path].secret;
-                let same = old.version == fresh.secret.version
-                    && old.data.expose_secret() == fresh.secret.data.expose_secret();
-                if !same {
-                    let secret = Arc::get_mut(&mut fresh.secret).expect("just made");
-                    secret.revision = revision + 1;
+        match self.read_from(path, source, revision + 1).await {
+            Ok(fresh) => {
+                let Some(entry) = self.entries.get_mut(path) else {
+                    return false;
+                };
+                let old = &entry.secret;
+                if old.version == fresh.secret.version
+                    && same_values(old.data.expose_secret(), fresh.secret.data.expose_secret())
+                {
+                    entry.next = fresh.next;
+                    entry.failures = 0;
+                    return false;
                 }
-                self.entries.insert(path.to_owned(), fresh);
-                !same
+                *entry = fresh;
+                true
             }
             Err(_) => {
                 let failures = self.entries[path].failures + 1;
@@ -1299,6 +1310,29 @@ mod tests {
         assert_eq!(lease_plan(20, 3600, true, grace), (Duration::ZERO, true));
         // Not renewable: replaced like a capped one.
         assert_eq!(lease_plan(3600, 3600, false, grace), (secs(2400), true));
+    }
+
+    #[test]
+    fn a_static_roles_ttl_counting_down_is_no_change() {
+        let data = |json: &str| SecretData(serde_json::from_str(json).unwrap());
+        let a = data(r#"{"username":"app","password":"p1","ttl":3600}"#);
+        assert!(same_values(
+            &a,
+            &data(r#"{"username":"app","password":"p1","ttl":3599}"#)
+        ));
+        assert!(same_values(
+            &a,
+            &data(r#"{"username":"app","password":"p1"}"#)
+        ));
+        assert!(!same_values(
+            &a,
+            &data(r#"{"username":"app","password":"p2","ttl":3599}"#)
+        ));
+        assert!(!same_values(&a, &data(r#"{"username":"app","ttl":3600}"#)));
+        assert!(!same_values(
+            &a,
+            &data(r#"{"username":"app","password":"p1","x":1}"#)
+        ));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Kubernetes login end to end, on both databases: a real server, set up
 //! with `secretctl`; a pod's projected service-account token (signed here
 //! with a P-256 key the mount trusts) logs in with `secretctl login`, and
-//! the saved token reads what its role's policy allows and nothing else.
+//! the saved token reads what its role's policy allows and nothing else;
+//! and `secretctl run --watch` logs in again with the token file as the
+//! kubelet rotated it.
 //! (TokenReview against an HTTPS API server is tested in process, in
 //! `server/src/auth/kubernetes/tests.rs`.)
 
@@ -172,4 +174,118 @@ async fn a_pod_logs_in_with_secretctl_and_reads_its_secrets(db: Db) {
 
     server.stop();
     database.remove().await;
+}
+
+/// `secretctl run --watch` in a pod: it logs in with the projected token
+/// and, when its token reaches its max TTL, logs in again with the token
+/// file as the kubelet has replaced it (here: signed by a new key that
+/// alone is trusted by then, so the old file's token no longer works).
+#[tokio::test(flavor = "multi_thread")]
+async fn run_logs_in_again_with_the_rotated_projected_token() {
+    let database = secretd_tests::TestDatabase::sqlite();
+    let server = Server::dev(&database.url, ROOT);
+    let url = &server.url;
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let old_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let new_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    std::fs::write(path("old.pub"), old_key.public_key_pem()).unwrap();
+    std::fs::write(path("new.pub"), new_key.public_key_pem()).unwrap();
+    std::fs::write(path("app-reader.hcl"), APP_READER).unwrap();
+    let setup: [&[&str]; 5] = [
+        &["policy", "write", "app-reader", &path("app-reader.hcl")],
+        &["auth", "enable", "kubernetes"],
+        &[
+            "write",
+            "auth/kubernetes/config",
+            &format!("pem_keys=@{}", path("old.pub")),
+            &format!("issuer={ISSUER}"),
+        ],
+        &[
+            "write",
+            "auth/kubernetes/role/app",
+            "bound_service_account_names=app",
+            "bound_service_account_namespaces=prod",
+            "audience=secretd",
+            "token_policies=app-reader",
+            "token_ttl=2s",
+            "token_max_ttl=3s",
+        ],
+        &["put", "secret/app/db", "password=first"],
+    ];
+    for args in setup {
+        ok(&secretctl(url, ROOT, args));
+    }
+    std::fs::write(
+        path("token"),
+        sign(&old_key, &projected("prod", "app", "secretd")),
+    )
+    .unwrap();
+    let out = path("out");
+    let mut child = std::process::Command::new(secretd_tests::binary("secretctl"))
+        .args([
+            "run",
+            "--watch",
+            "--poll-interval",
+            "1s",
+            "--splay",
+            "0s",
+            "--env",
+            "PW=secret/app/db#password",
+            "--",
+            "sh",
+            "-c",
+            "echo $PW >> \"$OUT\"; exec sleep 1000",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SECRETD_ADDR", url)
+        .env("SECRETD_AUTH_METHOD", "kubernetes")
+        .env("SECRETD_AUTH_ROLE", "app")
+        .env("SECRETD_AUTH_TOKEN_FILE", path("token"))
+        .env("OUT", &out)
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let wait_lines = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if text.lines().count() >= n {
+                return text;
+            }
+            assert!(std::time::Instant::now() < deadline, "{out}: {text:?}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    assert_eq!(wait_lines(1), "first\n");
+
+    // The kubelet rotates the token; the cluster now signs with a new key.
+    std::fs::write(
+        path("token"),
+        sign(&new_key, &projected("prod", "app", "secretd")),
+    )
+    .unwrap();
+    ok(&secretctl(
+        url,
+        ROOT,
+        &[
+            "write",
+            "auth/kubernetes/config",
+            &format!("pem_keys=@{}", path("new.pub")),
+            &format!("issuer={ISSUER}"),
+        ],
+    ));
+    // Past two max TTLs of the first token: every token since was had
+    // with the new file, and still reads.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    ok(&secretctl(
+        url,
+        ROOT,
+        &["put", "secret/app/db", "password=second"],
+    ));
+    assert_eq!(wait_lines(2), "first\nsecond\n");
+    secretd_tests::signal(child.id(), "TERM");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
 }
