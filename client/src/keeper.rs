@@ -38,11 +38,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::login::read_small_file;
 use crate::wire::UiMount;
 use crate::{Client, Error, TokenAuth};
 
-/// The most bytes read from a password or token file.
-const MAX_CREDENTIAL_FILE: u64 = 64 * 1024;
 /// Never wait less than this between two attempts on the same thing.
 const MIN_WAIT: Duration = Duration::from_secs(1);
 /// The version of [`SavedState`]'s format.
@@ -113,7 +112,7 @@ impl Login {
         match self {
             Login::Token(token) => adopt(client, token.expose_secret()).await,
             Login::TokenFile(path) => {
-                let token = read_credential_file(path).await?;
+                let token = read_small_file(path).await?;
                 adopt(client, token.trim()).await
             }
             Login::Kubernetes {
@@ -126,7 +125,7 @@ impl Login {
                 username,
                 password_file,
             } => {
-                let password = read_credential_file(password_file).await?;
+                let password = read_small_file(password_file).await?;
                 let password = password.strip_suffix('\n').unwrap_or(&password);
                 client.login_ldap(mount, username, password).await
             }
@@ -148,22 +147,6 @@ async fn adopt(client: &Client, token: &str) -> Result<TokenAuth, Error> {
         renewable: lookup.renewable,
         ..TokenAuth::default()
     })
-}
-
-async fn read_credential_file(path: &std::path::Path) -> Result<Zeroizing<String>, Error> {
-    let unreadable =
-        |e: std::io::Error| Error::Config(format!("cannot read {}: {e}", path.display()));
-    let meta = tokio::fs::metadata(path).await.map_err(unreadable)?;
-    if meta.len() > MAX_CREDENTIAL_FILE {
-        return Err(Error::Config(format!(
-            "{} is larger than {MAX_CREDENTIAL_FILE} bytes",
-            path.display()
-        )));
-    }
-    let bytes = tokio::fs::read(path).await.map_err(unreadable)?;
-    String::from_utf8(bytes)
-        .map(Zeroizing::new)
-        .map_err(|_| Error::Config(format!("{} is not text", path.display())))
 }
 
 /// The key/value data of a secret. Dropping it overwrites every string in
@@ -521,12 +504,8 @@ impl LeaseKeeper {
 /// `base * 2^n`, capped at `max`, never under a second.
 pub fn backoff(base: Duration, max: Duration, n: u32) -> Duration {
     let ceiling = base.saturating_mul(1u32 << n.min(16)).min(max);
-    let mut bytes = [0u8; 8];
     // Without randomness the full wait is as good a choice as any.
-    let fraction = match getrandom::fill(&mut bytes) {
-        Ok(()) => (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64,
-        Err(_) => 1.0,
-    };
+    let fraction = random_fraction().unwrap_or(1.0);
     ceiling.mul_f64(fraction).max(MIN_WAIT.min(ceiling))
 }
 
@@ -535,12 +514,14 @@ pub fn jitter(max: Duration) -> Duration {
     if max.is_zero() {
         return max;
     }
+    max.mul_f64(random_fraction().unwrap_or(0.5))
+}
+
+/// A uniform random number in `[0, 1)` from the system's RNG.
+fn random_fraction() -> Option<f64> {
     let mut bytes = [0u8; 8];
-    let fraction = match getrandom::fill(&mut bytes) {
-        Ok(()) => (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64,
-        Err(_) => 0.5,
-    };
-    max.mul_f64(fraction)
+    getrandom::fill(&mut bytes).ok()?;
+    Some((u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64)
 }
 
 /// True when two reads of a secret hold the same values. A static role's

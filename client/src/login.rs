@@ -11,9 +11,9 @@ use crate::Error;
 use crate::client::{Body, Client};
 use crate::token::{TokenAuth, auth_from_answer};
 
-/// The most bytes of a service-account token file read; real ones are a
-/// few KiB.
-const MAX_JWT_FILE: u64 = 64 * 1024;
+/// The most bytes of a token, JWT or password file read; real
+/// service-account tokens are a few KiB.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
 
 #[derive(Serialize)]
 struct KubernetesLogin<'a> {
@@ -41,7 +41,7 @@ impl Client {
         role: &str,
         jwt_path: impl AsRef<Path>,
     ) -> Result<TokenAuth, Error> {
-        let jwt = read_jwt(jwt_path.as_ref()).await?;
+        let jwt = read_small_file(jwt_path.as_ref()).await?;
         let body = KubernetesLogin {
             role,
             jwt: jwt.trim(),
@@ -85,22 +85,20 @@ fn mount_name(mount: &str) -> Result<&str, Error> {
     Ok(mount)
 }
 
-async fn read_jwt(path: &Path) -> Result<Zeroizing<String>, Error> {
-    let unreadable = |e: std::io::Error| {
-        Error::Config(format!(
-            "cannot read the token file {}: {e}",
-            path.display()
-        ))
-    };
+/// A small text file (a token, a JWT, a password), whole, in a zeroizing
+/// buffer.
+pub(crate) async fn read_small_file(path: &Path) -> Result<Zeroizing<String>, Error> {
+    let unreadable =
+        |e: std::io::Error| Error::Config(format!("cannot read {}: {e}", path.display()));
     let meta = tokio::fs::metadata(path).await.map_err(unreadable)?;
-    if meta.len() > MAX_JWT_FILE {
+    if meta.len() > MAX_SECRET_FILE {
         return Err(Error::Config(format!(
-            "the token file {} is larger than {MAX_JWT_FILE} bytes",
+            "{} is larger than {MAX_SECRET_FILE} bytes",
             path.display()
         )));
     }
-    let bytes = tokio::fs::read(path).await.map_err(unreadable)?;
-    String::from_utf8(bytes)
+    let bytes = Zeroizing::new(tokio::fs::read(path).await.map_err(unreadable)?);
+    String::from_utf8(bytes.to_vec())
         .map(Zeroizing::new)
-        .map_err(|_| Error::Config(format!("the token file {} is not text", path.display())))
+        .map_err(|_| Error::Config(format!("{} is not text", path.display())))
 }
