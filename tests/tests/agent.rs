@@ -161,13 +161,16 @@ async fn once_renders_every_file_with_its_mode_and_owner_or_fails_with_a_code() 
         std::fs::write(&path, config).unwrap();
         path
     };
+    let b_source = dir.path().join("db.json.tmpl");
+    std::fs::write(&b_source, "{{ secret('secret/app/db') | tojson }}").unwrap();
     let config = write_config(&format!(
         "[[template]]\ndestination = \"{a}\"\n\
          contents = \"DB_USER={{{{ secret('secret/app/db').username }}}}\\nDB_PASSWORD={{{{ secret('secret/app/db').password }}}}\\n\"\n\
          mode = \"0440\"\nuid = 4242\ngid = 4343\n\
-         [[template]]\ndestination = \"{b}\"\ncontents = \"{{{{ secret('secret/app/db') | tojson }}}}\"\n",
+         [[template]]\ndestination = \"{b}\"\nsource = \"{b_source}\"\n",
         a = toml_path(&out.join("db.env")),
         b = toml_path(&out.join("db.json")),
+        b_source = toml_path(&b_source),
     ));
     let mut agent = Agent::spawn(url, &config, true);
     assert_eq!(agent.wait(Duration::from_secs(20)), 0, "{}", agent.stderr());
@@ -281,6 +284,7 @@ async fn the_sidecar_continues_the_init_leases_and_keeps_files_fresh() {
     // The application: records HUPs, its pid in a file.
     let pid_file = dir.path().join("app.pid");
     let hups = dir.path().join("hups");
+    let ran = dir.path().join("command-saw");
     let mut app = Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -303,12 +307,14 @@ async fn the_sidecar_continues_the_init_leases_and_keeps_files_fresh() {
              contents = \"{{{{ secret('db/creds/app').username }}}}\"\n\
              [[template]]\ndestination = \"{kv}\"\n\
              contents = \"{{{{ secret('secret/app/db').password }}}}\"\n\
-             signal = \"HUP\"\npid_file = \"{pid}\"\n",
+             signal = \"HUP\"\npid_file = \"{pid}\"\nsplay = \"1s\"\n\
+             command = [\"sh\", \"-c\", \"cat {kv} >> {ran}\"]\n",
             state = toml_path(&out.join(".state")),
             token = toml_path(&token_file),
             db = toml_path(&out.join("db-user")),
             kv = toml_path(&out.join("kv-password")),
             pid = toml_path(&pid_file),
+            ran = toml_path(&ran),
         ),
     )
     .unwrap();
@@ -361,6 +367,8 @@ async fn the_sidecar_continues_the_init_leases_and_keeps_files_fresh() {
         t == "pw-2"
     });
     wait_file(&hups, Duration::from_secs(10), |t| t == "hup\n");
+    // The command ran after the file was written, and once.
+    wait_file(&ran, Duration::from_secs(10), |t| t == "pw-2");
 
     // The dynamic credential nears its 8 s max TTL: a new one is
     // rendered, and the old lease is revoked after the grace period.

@@ -78,8 +78,8 @@ pub struct TemplateConfig {
     pub pid_file: Option<PathBuf>,
     pub process_name: Option<String>,
     /// Wait a random time up to this long before notifying, so replicas
-    /// do not reload together.
-    #[serde(default, deserialize_with = "duration")]
+    /// do not reload together (default 5s).
+    #[serde(default = "default_splay", deserialize_with = "duration")]
     pub splay: Duration,
 }
 
@@ -91,6 +91,9 @@ fn default_grace() -> Duration {
 }
 fn default_attempts() -> u32 {
     5
+}
+fn default_splay() -> Duration {
+    Duration::from_secs(5)
 }
 fn default_mode() -> u32 {
     0o400
