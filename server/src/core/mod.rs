@@ -17,6 +17,7 @@ mod request;
 mod schedules;
 mod seal;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,8 +41,11 @@ use crate::policy::Capabilities;
 use crate::storage::Storage;
 use crate::time::now_nanos;
 
-/// How often each node re-reads the mount table from storage.
-const MOUNT_REFRESH: Duration = Duration::from_secs(5);
+/// How often a node on shared storage reads the change counters, to pick
+/// up what other nodes changed (mounts, policies, audit devices, keys).
+const CHANGE_POLL: Duration = Duration::from_millis(250);
+/// How often every cached table is read again anyway.
+const FULL_REFRESH: Duration = Duration::from_secs(60);
 /// How often the rewrap job looks for stale data keys without being asked.
 const REWRAP_INTERVAL: Duration = Duration::from_secs(30);
 /// Data keys rewrapped per transaction.
@@ -134,7 +138,7 @@ impl Core {
         let core = Arc::clone(self);
         let rewrap = tokio::spawn(async move { core.run_rewrap().await });
         let core = Arc::clone(self);
-        let refresh = tokio::spawn(async move { core.run_mount_refresh().await });
+        let refresh = tokio::spawn(async move { core.run_change_watch().await });
         let core = Arc::clone(self);
         let cleanup = tokio::spawn(async move { core.run_token_cleanup().await });
         let core = Arc::clone(self);
@@ -493,19 +497,81 @@ impl Core {
         Ok(())
     }
 
-    async fn run_mount_refresh(&self) {
-        let mut tick = tokio::time::interval(MOUNT_REFRESH);
+    /// Keeps this node's caches (mount table, audit devices, compiled
+    /// ACLs, keyring) in step with storage. On PostgreSQL it reads the
+    /// change counters every [`CHANGE_POLL`] and reloads the topics another
+    /// node changed; everywhere, it reloads everything every
+    /// [`FULL_REFRESH`] and after each unseal.
+    async fn run_change_watch(&self) {
+        let mut tick = tokio::time::interval(CHANGE_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Versions whose changes are loaded; none: load everything.
+        let mut loaded: Option<BTreeMap<String, u64>> = None;
+        let mut last_full = std::time::Instant::now();
+        let mut failing = false;
         loop {
             tick.tick().await;
             if self.barrier.is_sealed() {
+                loaded = None;
+                self.unseal_once_initialized().await;
                 continue;
             }
-            if let Err(err) = self.reload_mounts().await {
-                tracing::warn!(error = %err, "could not refresh the mount table");
+            if last_full.elapsed() >= FULL_REFRESH {
+                loaded = None;
+                last_full = std::time::Instant::now();
             }
-            if let Err(err) = self.reload_audit().await {
-                tracing::warn!(error = %err, "could not refresh the audit devices");
+            if !self.storage.is_shared() && loaded.is_some() {
+                continue;
             }
+            let counters: BTreeMap<String, u64> = if self.storage.is_shared() {
+                match self.storage.change_counters().await {
+                    Ok(counters) => counters.into_iter().collect(),
+                    Err(err) => {
+                        if !failing {
+                            tracing::warn!(error = %err, "cannot read the change counters; will retry");
+                        }
+                        failing = true;
+                        continue;
+                    }
+                }
+            } else {
+                BTreeMap::new()
+            };
+            let mut now_loaded = loaded.clone().unwrap_or_default();
+            let mut ok = true;
+            for topic in ["mounts", "audit", "policies", "keyring"] {
+                let version = counters.get(topic).copied().unwrap_or(0);
+                let current = loaded.as_ref().and_then(|l| l.get(topic)) == Some(&version);
+                if current {
+                    continue;
+                }
+                match self.reload_topic(topic).await {
+                    Ok(()) => {
+                        now_loaded.insert(topic.to_owned(), version);
+                    }
+                    Err(err) => {
+                        ok = false;
+                        if !failing {
+                            tracing::warn!(topic, error = %err, "cannot reload what another node changed; will retry");
+                        }
+                    }
+                }
+            }
+            failing = !ok;
+            loaded = Some(now_loaded);
+        }
+    }
+
+    /// Reloads one cached topic from storage.
+    async fn reload_topic(&self, topic: &str) -> Result<(), Error> {
+        match topic {
+            "mounts" => self.reload_mounts().await,
+            "audit" => self.reload_audit().await,
+            "policies" => {
+                self.acls.clear();
+                Ok(())
+            }
+            _ => Ok(self.barrier.reload_keyring().await?),
         }
     }
 

@@ -286,6 +286,19 @@ impl Core {
         }
     }
 
+    /// With a static seal, a node started before the cluster was
+    /// initialised (by another node, on shared storage) unseals itself as
+    /// soon as it is. Quiet while there is nothing to do.
+    pub(super) async fn unseal_once_initialized(&self) {
+        if self.static_key().is_none() || !self.is_initialized().await.unwrap_or(false) {
+            return;
+        }
+        match self.auto_unseal().await {
+            Ok(()) => tracing::info!("initialised by another node: unsealed with the static seal"),
+            Err(err) => tracing::error!(error = %err, "cannot unseal with the static seal"),
+        }
+    }
+
     /// Unseals at start when the key is configured (static seal).
     pub(super) async fn auto_unseal(&self) -> anyhow::Result<()> {
         let Some(key) = self.static_key() else {

@@ -973,6 +973,65 @@ pub async fn policies_round_trip(s: &Storage) {
     assert_eq!(s.policy_names().await.unwrap(), vec!["ops"]);
 }
 
+pub async fn every_cached_change_is_counted(s: &Storage) {
+    async fn versions(s: &Storage) -> std::collections::BTreeMap<String, u64> {
+        s.change_counters().await.unwrap().into_iter().collect()
+    }
+    let topics =
+        |v: &std::collections::BTreeMap<String, u64>| v.keys().cloned().collect::<Vec<_>>();
+    let before = versions(s).await;
+    assert_eq!(topics(&before), ["audit", "keyring", "mounts", "policies"]);
+    // Each write moves its topic's counter, and only that one.
+    let moved = |a: &std::collections::BTreeMap<String, u64>,
+                 b: &std::collections::BTreeMap<String, u64>| {
+        a.iter()
+            .filter(|(topic, version)| b[*topic] > **version)
+            .map(|(topic, _)| topic.clone())
+            .collect::<Vec<_>>()
+    };
+    s.put_policy("dev", "path \"a\" {}", 1).await.unwrap();
+    let after_policy = versions(s).await;
+    assert_eq!(moved(&before, &after_policy), ["policies"]);
+    let mount = crate::core::mounts::kv_v2_record("other/", "").unwrap();
+    s.create_mount(&mount).await.unwrap();
+    s.tune_mount(&mount.uuid, "tuned", "{}").await.unwrap();
+    let after_mount = versions(s).await;
+    assert_eq!(moved(&after_policy, &after_mount), ["mounts"]);
+    s.delete_mount(&mount.uuid).await.unwrap();
+    let after_unmount = versions(s).await;
+    assert_eq!(moved(&after_mount, &after_unmount), ["mounts"]);
+    s.initialize(&init_record()).await.unwrap();
+    let after_init = versions(s).await;
+    assert!(moved(&after_unmount, &after_init).contains(&"keyring".to_string()));
+    s.add_key_term(&KeyTermRecord {
+        term: 2,
+        sealed_key: b"kek2".to_vec(),
+        installed_at: 50,
+    })
+    .await
+    .unwrap();
+    let after_rotation = versions(s).await;
+    assert_eq!(moved(&after_init, &after_rotation), ["keyring"]);
+    let device = AuditDeviceRecord {
+        path: "file/".into(),
+        uuid: "44444444-4444-4444-4444-444444444444".into(),
+        device_type: "file".into(),
+        description: String::new(),
+        options: "{}".into(),
+        local: false,
+        hmac_key: Some(blob("audit")),
+        created_at: 5,
+    };
+    s.create_audit_device(&device).await.unwrap();
+    s.delete_audit_device("file/").await.unwrap();
+    let after_audit = versions(s).await;
+    assert_eq!(moved(&after_rotation, &after_audit), ["audit"]);
+    // Reads and other writes count nothing.
+    put(s, "x", None).await;
+    s.policy("dev").await.unwrap();
+    assert_eq!(versions(s).await, after_audit);
+}
+
 pub async fn audit_devices_round_trip(s: &Storage) {
     let before = total_data_keys(s).await;
     let device = AuditDeviceRecord {

@@ -644,6 +644,11 @@ delegate! {
     /// Deletes up to `limit` revoked tokens that no live token hangs below.
     fn sweep_revoked_tokens(&self, limit: u32) -> Result<u64>;
 
+    /// How many times each cached topic (`mounts`, `policies`, `audit`,
+    /// `keyring`) has changed: a database trigger counts every statement
+    /// that changes its table, in the same transaction.
+    fn change_counters(&self) -> Result<Vec<(String, u64)>>;
+
     /// The stored policy with this name.
     fn policy(&self, name: &str) -> Result<Option<PolicyRecord>>;
     /// The names of every stored policy.
@@ -815,6 +820,7 @@ mod conformance_tests {
         use_counts_are_spent_exactly_once,
         renewal_moves_the_expiry_of_live_tokens_only,
         policies_round_trip,
+        every_cached_change_is_counted,
         audit_devices_round_trip,
         mount_entries_are_sealed_records_that_die_with_their_mount,
         leases_round_trip_and_list_by_prefix,

@@ -521,6 +521,16 @@ macro_rules! impl_queries {
                 row.map(rows::PolicyRow::into_record).transpose()
             }
 
+            pub async fn change_counters(&self) -> Result<Vec<(String, u64)>> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(sql::SELECT_CHANGE_COUNTERS)
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(topic, version)| (topic, version as u64))
+                    .collect())
+            }
+
             pub async fn policy_names(&self) -> Result<Vec<String>> {
                 let rows: Vec<(String,)> = sqlx::query_as(sql::SELECT_POLICY_NAMES)
                     .fetch_all(self.reader())

@@ -88,6 +88,8 @@ pub(super) const SWEEP_REVOKED: &str = "DELETE FROM tokens WHERE hash IN (SELECT
 pub(super) const SELECT_POLICY: &str =
     "SELECT name, policy, version, created_at, updated_at FROM policies WHERE name = $1";
 pub(super) const SELECT_POLICY_NAMES: &str = "SELECT name FROM policies ORDER BY name";
+pub(super) const SELECT_CHANGE_COUNTERS: &str =
+    "SELECT topic, version FROM change_counters ORDER BY topic";
 pub(super) const UPSERT_POLICY: &str = "INSERT INTO policies (name, policy, version, created_at, \
     updated_at) VALUES ($1, $2, 1, $3, $3) ON CONFLICT (name) DO UPDATE \
     SET policy = excluded.policy, version = policies.version + 1, updated_at = excluded.updated_at";
