@@ -181,7 +181,7 @@ const FORWARDED: [Signal; 6] = [
 ];
 
 /// Environment variables of secretctl's own that the command never sees.
-fn is_own_variable(name: &str) -> bool {
+pub(crate) fn is_own_variable(name: &str) -> bool {
     name.starts_with("SECRETD_") || matches!(name, "VAULT_TOKEN" | "VAULT_ADDR" | "VAULT_CACERT")
 }
 
@@ -485,7 +485,14 @@ async fn supervise(
             }
             result = updates.changed(), if keeper_alive => {
                 if result.is_err() {
+                    // Nothing renews the credentials any more: end the
+                    // command rather than let it run on with dying ones.
                     keeper_alive = false;
+                    stopping = true;
+                    act_at = None;
+                    eprintln!("secretctl run: the lease keeper stopped; stopping the command");
+                    let _ = kill(child, Signal::SIGTERM);
+                    kill_at = Some(Instant::now() + a.kill_timeout);
                     continue;
                 }
                 let latest = updates.borrow_and_update().clone();
@@ -499,17 +506,23 @@ async fn supervise(
                 if !changed(plan, &applied, &keeper.snapshot()) {
                     continue;
                 }
+                let latest = keeper.snapshot();
                 match a.on_change {
-                    OnChange::Restart => {
+                    // The command keeps running unless the new values make
+                    // a whole environment.
+                    OnChange::Restart => if let Err(failure) = secret_variables(plan, &latest) {
+                        eprintln!("secretctl run: not restarting: {}", failure.message);
+                        applied = latest;
+                    } else {
                         restarting = true;
                         let _ = kill(child, Signal::SIGTERM);
                         kill_at = Some(Instant::now() + a.kill_timeout);
                     }
                     OnChange::Signal(sig) => {
-                        applied = keeper.snapshot();
+                        applied = latest;
                         let _ = kill(child, sig);
                     }
-                    OnChange::Nothing => applied = keeper.snapshot(),
+                    OnChange::Nothing => applied = latest,
                 }
             }
             () = tokio::time::sleep_until(kill_at.unwrap_or_else(far)), if kill_at.is_some() => {
@@ -519,6 +532,13 @@ async fn supervise(
         }
     };
     keeper.stop(a.revoke_on_exit).await;
+    if !keeper_alive {
+        return Err(Failure {
+            code: inject::EXIT_UNREACHABLE,
+            message: "server unreachable: the lease keeper stopped, so the command was stopped"
+                .into(),
+        });
+    }
     Ok(code)
 }
 

@@ -46,6 +46,14 @@ use crate::{Client, Error, TokenAuth};
 const MIN_WAIT: Duration = Duration::from_secs(1);
 /// The version of [`SavedState`]'s format.
 const SAVED_STATE_VERSION: u32 = 1;
+/// Longer TTLs from the server are taken as this (ten years), so that no
+/// answer can overflow a clock.
+const MAX_TTL: u64 = 10 * 365 * 24 * 3600;
+/// How long [`LeaseKeeper::stop`] waits for the revocations and the task.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a token file that still holds the same token is left before
+/// it is read again.
+const TOKEN_FILE_RECHECK: Duration = Duration::from_secs(10);
 
 /// How a keeper gets (and gets again) its token.
 #[derive(Clone)]
@@ -105,6 +113,12 @@ impl Login {
     /// True when a new token can be had once this one ends.
     fn can_login_again(&self) -> bool {
         !matches!(self, Login::Token(_))
+    }
+
+    /// True when logging in makes a token of our own (ours to revoke), not
+    /// one that someone else handed over.
+    fn makes_own_token(&self) -> bool {
+        matches!(self, Login::Kubernetes { .. } | Login::Ldap { .. })
     }
 
     /// Gets a token: the answer of a login, or the lookup of a given one.
@@ -239,6 +253,9 @@ pub struct KeeperStats {
     /// Leased secrets replaced by new ones.
     pub replacements: AtomicU64,
     pub revocations: AtomicU64,
+    /// Revocations the server refused or did not answer (the lease then
+    /// ends at its expiry).
+    pub revocation_failures: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -327,6 +344,9 @@ pub struct SavedState {
     address: String,
     token: Zeroizing<String>,
     token_ttl: u64,
+    /// The token came from our own login (ours to revoke).
+    #[serde(default)]
+    ours: bool,
     secrets: Vec<SavedSecret>,
 }
 
@@ -486,17 +506,22 @@ impl LeaseKeeper {
     /// Stops the keeper. With `revoke`, first revokes every lease it holds
     /// and its token (when it got the token by logging in); failures are
     /// left to the server's expiry.
+    ///
+    /// Gives up after ten seconds (a pass of renewals against a server
+    /// that does not answer can take longer): the task is then aborted.
     pub async fn stop(self, revoke: bool) {
-        let (reply, answer) = oneshot::channel();
-        if self
-            .commands
-            .send(Command::Stop(revoke, reply))
-            .await
-            .is_ok()
-        {
-            let _ = answer.await;
+        let LeaseKeeper { commands, task, .. } = self;
+        let abort = task.abort_handle();
+        let stopping = async move {
+            let (reply, answer) = oneshot::channel();
+            if commands.send(Command::Stop(revoke, reply)).await.is_ok() {
+                let _ = answer.await;
+            }
+            let _ = task.await;
+        };
+        if tokio::time::timeout(STOP_TIMEOUT, stopping).await.is_err() {
+            abort.abort();
         }
-        let _ = self.task.await;
     }
 }
 
@@ -524,8 +549,9 @@ fn random_fraction() -> Option<f64> {
     Some((u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64)
 }
 
-/// True when two reads of a secret hold the same values. A static role's
-/// `ttl` counts down from one read to the next: that alone is no change.
+/// True when two reads of a (non-KV) secret hold the same values. A
+/// static role's `ttl` counts down from one read to the next: that alone
+/// is no change.
 fn same_values(a: &SecretData, b: &SecretData) -> bool {
     let keys = |d: &SecretData| d.0.keys().filter(|k| *k != "ttl").count();
     keys(a) == keys(b) && a.0.iter().all(|(k, v)| k == "ttl" || b.0.get(k) == Some(v))
@@ -533,7 +559,9 @@ fn same_values(a: &SecretData, b: &SecretData) -> bool {
 
 /// Two thirds of `secs` from `now`, at least [`MIN_WAIT`].
 fn two_thirds(now: Instant, secs: u64) -> Instant {
-    now + Duration::from_secs(secs).mul_f64(2.0 / 3.0).max(MIN_WAIT)
+    now + Duration::from_secs(secs.min(MAX_TTL))
+        .mul_f64(2.0 / 3.0)
+        .max(MIN_WAIT)
 }
 
 /// What to do with a lease just granted `granted` seconds when `asked`
@@ -542,18 +570,26 @@ fn two_thirds(now: Instant, secs: u64) -> Instant {
 /// it. One that did not (its max TTL is near) or cannot be renewed is
 /// replaced early enough that the old credentials outlive the grace
 /// period: at least a third of what is left, and the grace plus two
-/// seconds, stay between the replacement and the end.
+/// seconds, stay between the replacement and the end — but never sooner
+/// than a third of the way, so a lease shorter than the grace is not
+/// replaced over and over.
 fn lease_plan(granted: u64, asked: u64, renewable: bool, grace: Duration) -> (Duration, bool) {
-    let granted_for = Duration::from_secs(granted);
+    let granted_for = Duration::from_secs(granted.min(MAX_TTL));
     if renewable && granted >= asked {
         return (granted_for.mul_f64(2.0 / 3.0).max(MIN_WAIT), false);
     }
-    let keep = (granted_for / 3).max(grace + 2 * MIN_WAIT);
-    (granted_for.saturating_sub(keep), true)
+    (replace_in(granted_for, grace), true)
+}
+
+/// When to replace something that ends in `left` (a capped lease, a
+/// token at its max TTL), so that it outlives the grace period if it can.
+fn replace_in(left: Duration, grace: Duration) -> Duration {
+    let keep = (left / 3).max(grace + 2 * MIN_WAIT);
+    left.saturating_sub(keep).max((left / 3).max(MIN_WAIT))
 }
 
 fn expires_at(secs: u64) -> SystemTime {
-    SystemTime::now() + Duration::from_secs(secs)
+    SystemTime::now() + Duration::from_secs(secs.min(MAX_TTL))
 }
 
 /// How a path is read.
@@ -622,6 +658,8 @@ struct Worker {
     entries: BTreeMap<String, Entry>,
     /// Replaced leases to revoke, and when.
     doomed: Vec<(Instant, String)>,
+    /// Replaced tokens of our own to revoke, and when.
+    doomed_tokens: Vec<(Instant, Client)>,
     published: watch::Sender<Arc<Snapshot>>,
     generation: u64,
 }
@@ -647,7 +685,7 @@ impl Worker {
                     bump(&stats.login_failures);
                     KeeperError::Login(err)
                 })?;
-                TokenState::new(base, &auth, login.can_login_again())
+                TokenState::new(base, &auth, login.makes_own_token())
             }
         };
         let (published, _) = watch::channel(Arc::new(Snapshot::default()));
@@ -659,13 +697,18 @@ impl Worker {
             token,
             entries: BTreeMap::new(),
             doomed: Vec::new(),
+            doomed_tokens: Vec::new(),
             published,
             generation: 0,
         };
         if let Some(saved) = resume {
             worker.resume_leases(saved).await;
         }
-        worker.add(paths).await?;
+        if let Err(err) = worker.add(paths).await {
+            // Nothing of this attempt outlives it: the next one starts over.
+            worker.revoke_all().await;
+            return Err(err);
+        }
         worker.publish();
         Ok(worker)
     }
@@ -683,7 +726,7 @@ impl Worker {
             renewable: lookup.renewable,
             ..TokenAuth::default()
         };
-        let mut state = TokenState::new(base, &auth, true);
+        let mut state = TokenState::new(base, &auth, saved.ours);
         state.ttl = saved.token_ttl.max(lookup.ttl);
         Some(state)
     }
@@ -730,34 +773,43 @@ impl Worker {
         }
     }
 
-    /// Reads the paths not held yet; on the first error nothing is added.
+    /// Reads the paths not held yet, and keeps what it read even when a
+    /// later path fails (its leases are ours to renew and revoke).
     async fn add(&mut self, paths: &[String]) -> Result<(), KeeperError> {
-        let mut fresh = Vec::new();
         for path in paths {
             let path = path.trim_matches('/');
-            if self.entries.contains_key(path) || fresh.iter().any(|(p, _)| p == path) {
+            if self.entries.contains_key(path) {
                 continue;
             }
             let entry = self.read(path, 1).await?;
-            fresh.push((path.to_owned(), entry));
+            self.entries.insert(path.to_owned(), entry);
         }
-        self.entries.extend(fresh);
         Ok(())
     }
 
     /// Reads one path: finds how (KV or not), then reads it.
     async fn read(&self, path: &str, revision: u64) -> Result<Entry, KeeperError> {
-        let source = self.source(path).await;
+        let source = self.source(path).await.map_err(|error| {
+            bump(&self.stats.read_failures);
+            KeeperError::Read {
+                path: path.to_owned(),
+                error,
+            }
+        })?;
         self.read_from(path, source, revision).await
     }
 
-    async fn source(&self, path: &str) -> Source {
+    /// How to read `path`; an error only when the server could not say
+    /// (unreachable, sealed, failing), so that a KV path is never read as
+    /// a plain one by mistake.
+    async fn source(&self, path: &str) -> Result<Source, Error> {
         let found = self
             .token
             .client
             .get_data::<UiMount>(&format!("sys/internal/ui/mounts/{path}"), &[])
             .await;
-        match found {
+        Ok(match found {
+            Err(err) if is_transient(&err) => return Err(err),
             Ok(m)
                 if m.mount.mount_type == "kv"
                     && m.mount.options.as_ref().and_then(|o| o.get("version"))
@@ -773,7 +825,7 @@ impl Worker {
             }
             // Not KV, or the token may not ask: read the path as it is.
             _ => Source::Plain,
-        }
+        })
     }
 
     async fn read_from(
@@ -820,6 +872,9 @@ impl Worker {
             }
         };
         let (next, replace) = match &lease {
+            None if matches!(source, Source::Kv { .. }) => {
+                (now + self.options.poll_interval.max(MIN_WAIT), false)
+            }
             Some(l) => {
                 let (wait, replace) =
                     lease_plan(lease_ttl, lease_ttl, l.renewable, self.options.grace);
@@ -843,12 +898,12 @@ impl Worker {
         })
     }
 
-    /// When to read an unleased secret again: the poll interval, or just
-    /// after the `ttl` it states (a static role's next rotation).
+    /// When to read an unleased, non-KV secret again: the poll interval,
+    /// or just after the `ttl` it states (a static role's next rotation).
     fn poll_after(&self, data: &Map<String, Value>) -> Duration {
         let poll = self.options.poll_interval.max(MIN_WAIT);
         match data.get("ttl").and_then(Value::as_u64) {
-            Some(ttl) => poll.min(Duration::from_secs(ttl) + MIN_WAIT),
+            Some(ttl) => poll.min(Duration::from_secs(ttl.min(MAX_TTL)) + MIN_WAIT),
             None => poll,
         }
     }
@@ -871,8 +926,10 @@ impl Worker {
         let far = Instant::now() + Duration::from_secs(3600);
         let entries = self.entries.values().map(|e| e.next);
         let doomed = self.doomed.iter().map(|(at, _)| *at);
+        let doomed_tokens = self.doomed_tokens.iter().map(|(at, _)| *at);
         entries
             .chain(doomed)
+            .chain(doomed_tokens)
             .chain(self.token.next)
             .min()
             .unwrap_or(far)
@@ -931,15 +988,26 @@ impl Worker {
         for (_, lease_id) in ready {
             self.revoke_lease(&lease_id).await;
         }
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.doomed_tokens)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.doomed_tokens = later;
+        for (_, client) in ready {
+            if client.token().revoke_self().await.is_ok() {
+                bump(&self.stats.revocations);
+            }
+        }
         if changed {
             self.publish();
         }
     }
 
     async fn revoke_lease(&self, lease_id: &str) {
-        // On failure it ends at its expiry anyway.
-        if self.token.client.lease().revoke(lease_id).await.is_ok() {
-            bump(&self.stats.revocations);
+        // On failure it ends at its expiry anyway (a token needs `update`
+        // on sys/leases/revoke to revoke its replaced leases).
+        match self.token.client.lease().revoke(lease_id).await {
+            Ok(()) => bump(&self.stats.revocations),
+            Err(_) => bump(&self.stats.revocation_failures),
         }
     }
 
@@ -955,11 +1023,18 @@ impl Worker {
             {
                 Ok(auth) => {
                     let granted = auth.lease_duration;
+                    let now = Instant::now();
                     self.token.failures = 0;
                     self.token.expires_at = Some(expires_at(granted));
-                    self.token.next = Some(two_thirds(Instant::now(), granted));
-                    // Capped by its max TTL: the next time, log in again.
-                    self.token.relogin = granted < self.token.ttl && self.login.can_login_again();
+                    self.token.next = Some(two_thirds(now, granted));
+                    // Capped by its max TTL: log in again early enough that
+                    // this token, and the leases read with it, outlive the
+                    // grace period after the new ones are out.
+                    if granted < self.token.ttl && self.login.can_login_again() {
+                        self.token.relogin = true;
+                        let left = Duration::from_secs(granted.min(MAX_TTL));
+                        self.token.next = Some(now + replace_in(left, self.options.grace));
+                    }
                     self.publish();
                     return;
                 }
@@ -979,16 +1054,33 @@ impl Worker {
         }
         bump(&self.stats.logins);
         match self.login.login(&self.base).await {
+            Ok(auth) if auth.client_token == self.token.token => {
+                // A token file that still holds the same token: nothing new
+                // to use yet; look at the file again a little later.
+                self.token.expires_at =
+                    (auth.lease_duration > 0).then(|| expires_at(auth.lease_duration));
+                self.token.renewable = false;
+                self.token.next = Some(Instant::now() + TOKEN_FILE_RECHECK);
+                self.publish();
+            }
             Ok(auth) => {
-                self.token = TokenState::new(&self.base, &auth, true);
+                let old = std::mem::replace(
+                    &mut self.token,
+                    TokenState::new(&self.base, &auth, self.login.makes_own_token()),
+                );
                 // Leases belong to the token that read them and end with
-                // it: read every leased secret again with the new one.
+                // it: read every leased secret again with the new one. The
+                // old token (with its leases) is revoked after the grace.
                 let now = Instant::now();
                 for entry in self.entries.values_mut() {
                     if entry.secret.lease.is_some() {
                         entry.replace = true;
                         entry.next = now;
                     }
+                }
+                if old.ours {
+                    self.doomed_tokens
+                        .push((now + self.options.grace, old.client));
                 }
                 self.publish();
             }
@@ -1035,10 +1127,15 @@ impl Worker {
                 let Some(entry) = self.entries.get_mut(path) else {
                     return false;
                 };
-                let old = &entry.secret;
-                if old.version == fresh.secret.version
-                    && same_values(old.data.expose_secret(), fresh.secret.data.expose_secret())
-                {
+                let (old, new) = (
+                    entry.secret.data.expose_secret(),
+                    fresh.secret.data.expose_secret(),
+                );
+                let same = match fresh.source {
+                    Source::Kv { .. } => entry.secret.version == fresh.secret.version && old == new,
+                    Source::Plain => same_values(old, new),
+                };
+                if same {
                     entry.next = fresh.next;
                     entry.failures = 0;
                     return false;
@@ -1163,6 +1260,7 @@ impl Worker {
             address: self.base.address().to_owned(),
             token: self.token.token.clone(),
             token_ttl: self.token.ttl,
+            ours: self.token.ours,
             secrets,
         }
     }
@@ -1176,6 +1274,9 @@ impl Worker {
             .collect();
         for lease_id in leases {
             self.revoke_lease(&lease_id).await;
+        }
+        for (_, client) in self.doomed_tokens.drain(..) {
+            let _ = client.token().revoke_self().await;
         }
         if self.token.ours {
             let _ = self.token.client.token().revoke_self().await;
@@ -1262,6 +1363,7 @@ mod tests {
             address: "https://secretd:8200".into(),
             token: Zeroizing::new("s.hunter2".into()),
             token_ttl: 60,
+            ours: true,
             secrets: vec![SavedSecret {
                 path: "database/creds/app".into(),
                 data: serde_json::from_str(r#"{"password":"hunter3"}"#).unwrap(),
@@ -1286,11 +1388,20 @@ mod tests {
         // Capped near the max TTL: replace with a third left.
         assert_eq!(lease_plan(600, 3600, true, grace), (secs(400), true));
         // Little left: the grace (plus 2 s) stays before the end.
+        assert_eq!(lease_plan(96, 3600, true, grace), (secs(64), true));
         assert_eq!(lease_plan(60, 3600, true, grace), (secs(28), true));
-        // Less left than the grace: replace at once.
-        assert_eq!(lease_plan(20, 3600, true, grace), (Duration::ZERO, true));
-        // Not renewable: replaced like a capped one.
+        // Less left than the grace: a third of the way, never at once.
+        assert_eq!(lease_plan(21, 3600, true, grace), (secs(7), true));
+        assert_eq!(lease_plan(2, 3600, true, grace), (secs(1), true));
+        // Not renewable: replaced like a capped one, and a short one is
+        // not replaced over and over.
         assert_eq!(lease_plan(3600, 3600, false, grace), (secs(2400), true));
+        assert_eq!(lease_plan(30, 30, false, grace), (secs(10), true));
+        assert_eq!(lease_plan(0, 0, false, grace), (secs(1), true));
+        // A TTL no clock can hold is capped, not a panic.
+        assert!(lease_plan(u64::MAX, u64::MAX, true, grace).0 > secs(3600));
+        let _ = expires_at(u64::MAX);
+        let _ = two_thirds(Instant::now(), u64::MAX);
     }
 
     #[test]

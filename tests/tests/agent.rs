@@ -12,12 +12,21 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use secretd_tests::{
     Api, Server, TestDatabase, binary, count, counting_engine, counting_target, initialize_static,
     ok, secretctl, signal, static_seal_config,
 };
 
 const ROOT: &str = "root-token-for-agent-tests";
+
+/// The policy of the sidecar test's agent, as docs/injection.md gives it.
+const AGENT_POLICY: &str = r#"
+path "secret/data/app/*" { capabilities = ["read"] }
+path "db/creds/app" { capabilities = ["read"] }
+path "sys/leases/revoke" { capabilities = ["update"] }
+"#;
 
 /// A running `secretctl agent`, its stderr collected.
 struct Agent {
@@ -279,8 +288,25 @@ async fn the_sidecar_continues_the_init_leases_and_keeps_files_fresh() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("secrets");
     std::fs::create_dir(&out).unwrap();
+    // The agent's token has only what docs/injection.md says it needs.
+    let api = Api::new(url, ROOT);
+    let policy = json!({"policy": AGENT_POLICY});
+    assert_eq!(
+        api.call("PUT", "sys/policies/acl/agent", Some(policy))
+            .await
+            .0,
+        204
+    );
+    let (_, created) = api
+        .call(
+            "POST",
+            "auth/token/create",
+            Some(json!({"policies": ["agent"]})),
+        )
+        .await;
+    let token = created["auth"]["client_token"].as_str().unwrap().to_owned();
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, ROOT).unwrap();
+    std::fs::write(&token_file, &token).unwrap();
     // The application: records HUPs, its pid in a file.
     let pid_file = dir.path().join("app.pid");
     let hups = dir.path().join("hups");

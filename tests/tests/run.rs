@@ -371,8 +371,17 @@ async fn a_changed_secret_restarts_or_signals_the_child() {
         wait_lines(&out, 2, Duration::from_secs(15)),
         ["pw-1", "pw-2"]
     );
+    // A version without the field: the command keeps running as it is.
+    put(url, "secret/app/db", &["user=only"]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(wait_lines(&out, 2, Duration::from_secs(1)).len(), 2);
     signal(child.id(), "TERM");
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)), 143);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("not restarting"), "{stderr}");
+    assert!(stderr.contains("no field \"password\""), "{stderr}");
+    put(url, "secret/app/db", &["password=pw-2"]);
 
     // signal:HUP: the same child, told.
     let out = dir.path().join("hup");

@@ -27,11 +27,15 @@ pub struct AgentStatus {
 }
 
 impl AgentStatus {
+    /// Records what the keeper holds now (lease and token expiries).
+    pub fn observe(&self, snapshot: &Arc<Snapshot>) {
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot.clone();
+    }
+
     /// Records a successful render.
-    pub fn rendered(&self, snapshot: &Arc<Snapshot>) {
+    pub fn rendered(&self) {
         self.renders.fetch_add(1, Ordering::Relaxed);
         *self.last_render.lock().unwrap_or_else(|p| p.into_inner()) = Some(SystemTime::now());
-        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = snapshot.clone();
     }
 }
 
@@ -237,7 +241,8 @@ mod tests {
             secrets: [("db/creds/a\"b".to_string(), Arc::new(secret))].into(),
             token_expires_at: Some(now + Duration::from_secs(600)),
         });
-        status.rendered(&snapshot);
+        status.observe(&snapshot);
+        status.rendered();
         status.ready.store(true, Ordering::Relaxed);
         let text = render_metrics(&status, now);
         assert!(text.contains("secretctl_agent_ready 1\n"), "{text}");

@@ -33,9 +33,15 @@ use crate::cli::Global;
 use crate::inject::{self, EXIT_NOT_FOUND};
 use crate::{EXIT_OK, Failure};
 
-/// How many times one render may discover secrets it needs (a template
-/// whose paths come from other secrets needs more than one round).
-const MAX_DISCOVERY_ROUNDS: usize = 8;
+/// How many rounds one render may take to find the secrets it needs: one
+/// finds every path it can reach; a path computed from another secret
+/// takes one more round per step.
+const MAX_DISCOVERY_ROUNDS: usize = 16;
+
+/// What each template's file holds, as last written (or found) by this
+/// agent: a file is rewritten, and its application told, only when this
+/// changes, even if the agent cannot read the file back.
+type Written = Vec<Zeroizing<String>>;
 
 /// `agent`.
 #[derive(Args)]
@@ -74,7 +80,7 @@ pub async fn agent(global: &Global, a: AgentArgs) -> Result<u8, Failure> {
         return Ok(EXIT_OK);
     }
     let status = Arc::new(AgentStatus::default());
-    let (renderer, keeper) = match start(global, &a, &config, &status).await {
+    let (renderer, keeper, written) = match start(global, &a, &config, &status).await {
         Ok(started) => started,
         Err(failure) => {
             inject::write_termination_message(&config.termination_log, &failure);
@@ -87,7 +93,7 @@ pub async fn agent(global: &Global, a: AgentArgs) -> Result<u8, Failure> {
         keeper.stop(false).await;
         return Ok(EXIT_OK);
     }
-    keep_fresh(&config, (renderer, keeper), &status).await
+    keep_fresh(&config, (renderer, keeper, written), &status).await
 }
 
 /// Everything up to the first complete render.
@@ -96,7 +102,7 @@ async fn start(
     a: &AgentArgs,
     config: &AgentConfig,
     status: &Arc<AgentStatus>,
-) -> Result<(Renderer, LeaseKeeper), Failure> {
+) -> Result<(Renderer, LeaseKeeper, Written), Failure> {
     let renderer = Renderer::new(&config.templates).map_err(config_error)?;
     let login = config.auth.login(global)?;
     let client = client(global, config)?;
@@ -136,13 +142,19 @@ async fn start(
         if render::holds(&t.destination, content) {
             continue;
         }
-        render::write_file(t, content)
-            .map_err(|e| config_error(format!("cannot write {}: {e}", t.destination.display())))?;
+        if let Err(e) = render::write_file(t, content) {
+            keeper.stop(false).await;
+            return Err(config_error(format!(
+                "cannot write {}: {e}",
+                t.destination.display()
+            )));
+        }
     }
-    status.rendered(&outputs.0);
+    status.observe(&outputs.0);
+    status.rendered();
     status.ready.store(true, Ordering::Relaxed);
     log(format_args!("rendered {} files", outputs.1.len()));
-    Ok((renderer, keeper))
+    Ok((renderer, keeper, outputs.1))
 }
 
 fn config_error(message: impl std::fmt::Display) -> Failure {
@@ -252,11 +264,12 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The sidecar's loop: re-render on every change of the secrets, write
-/// what changed, notify, save the state; stop on SIGTERM or SIGINT.
+/// The sidecar's loop: re-render on every change of the secrets (and
+/// again, with backoff, after a failed render), write what changed,
+/// notify, save the state; stop on SIGTERM or SIGINT.
 async fn keep_fresh(
     config: &AgentConfig,
-    (renderer, keeper): (Renderer, LeaseKeeper),
+    (renderer, keeper, mut written): (Renderer, LeaseKeeper, Written),
     status: &Arc<AgentStatus>,
 ) -> Result<u8, Failure> {
     save_state(config, &keeper).await;
@@ -265,21 +278,38 @@ async fn keep_fresh(
     let mut int = signal(SignalKind::interrupt()).map_err(os)?;
     let mut updates = keeper.subscribe();
     updates.borrow_and_update();
-    loop {
-        tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+    let mut failures = 0u32;
+    let mut retry_at: Option<tokio::time::Instant> = None;
+    let far = || tokio::time::Instant::now() + std::time::Duration::from_secs(86_400);
+    let defaults = KeeperOptions::default();
+    let ended = loop {
+        let render_now = tokio::select! {
+            _ = term.recv() => break None,
+            _ = int.recv() => break None,
             changed = updates.changed() => {
                 if changed.is_err() {
-                    log(format_args!("the lease keeper stopped"));
-                    break;
+                    break Some(Failure {
+                        code: inject::EXIT_UNREACHABLE,
+                        message: "the lease keeper stopped: nothing is renewed any more".into(),
+                    });
                 }
-                updates.borrow_and_update();
-                rerender(config, &renderer, &keeper, status).await;
-                save_state(config, &keeper).await;
+                status.observe(&updates.borrow_and_update());
+                true
             }
+            () = tokio::time::sleep_until(retry_at.unwrap_or_else(far)), if retry_at.is_some() => true,
+        };
+        if render_now {
+            if rerender(config, &renderer, &keeper, &mut written, status).await {
+                failures = 0;
+                retry_at = None;
+            } else {
+                let wait = backoff(defaults.retry_base, defaults.retry_max, failures);
+                failures = failures.saturating_add(1);
+                retry_at = Some(tokio::time::Instant::now() + wait);
+            }
+            save_state(config, &keeper).await;
         }
-    }
+    };
     if config.revoke_on_exit {
         keeper.stop(true).await;
         if let Some(path) = &config.state_file {
@@ -291,18 +321,23 @@ async fn keep_fresh(
         keeper.stop(false).await;
         log(format_args!("stopped"));
     }
-    Ok(EXIT_OK)
+    match ended {
+        Some(failure) => Err(failure),
+        None => Ok(EXIT_OK),
+    }
 }
 
 /// One re-render: files whose text changed are replaced and their
-/// notifications run. A failure keeps the old files and is counted.
+/// notifications run; true when every file is as rendered. A failure keeps
+/// the old files and is counted.
 async fn rerender(
     config: &AgentConfig,
     renderer: &Renderer,
     keeper: &LeaseKeeper,
+    written: &mut Written,
     status: &Arc<AgentStatus>,
-) {
-    let (snapshot, outputs) = match render_all(renderer, keeper).await {
+) -> bool {
+    let (_, outputs) = match render_all(renderer, keeper).await {
         Ok(rendered) => rendered,
         Err(failed) => {
             status.render_failures.fetch_add(1, Ordering::Relaxed);
@@ -311,26 +346,32 @@ async fn rerender(
                 "render failed; the files are unchanged: {}",
                 failure.message
             ));
-            return;
+            return false;
         }
     };
-    for (t, content) in config.templates.iter().zip(&outputs) {
-        if render::holds(&t.destination, content) {
+    let mut complete = true;
+    for ((t, content), last) in config.templates.iter().zip(outputs).zip(written.iter_mut()) {
+        if *last == content {
             continue;
         }
-        if let Err(e) = render::write_file(t, content) {
+        if let Err(e) = render::write_file(t, &content) {
             status.render_failures.fetch_add(1, Ordering::Relaxed);
             log(format_args!(
                 "cannot write {}: {e}",
                 t.destination.display()
             ));
+            complete = false;
             continue;
         }
+        *last = content;
         log(format_args!("{} changed", t.destination.display()));
         if !t.command.is_empty() || t.signal.is_some() {
             let t = t.clone();
             tokio::spawn(async move { render::notify(&t).await });
         }
     }
-    status.rendered(&snapshot);
+    if complete {
+        status.rendered();
+    }
+    complete
 }

@@ -6,10 +6,13 @@
 //! secret's keys and values: `{{ secret("secret/app/db").password }}`,
 //! `{{ secret("database/creds/app").username }}`,
 //! `{{ secret("secret/app/config") | tojson }}`. Which secrets a template
-//! needs is found by rendering it: a `secret(...)` not read yet fails the
-//! render and names the path; the agent reads it and renders again. A
-//! missing key is an error too (undefined values are strict), never an
-//! empty string in the file.
+//! needs is found by rendering it: a `secret(...)` not read yet is noted
+//! and stands in as an empty value whatever is asked of it, so one render
+//! names every path it can reach; the agent reads them and renders again
+//! (paths that depend on other secrets take another round). A missing key
+//! is an error (undefined values are strict), never an empty string in the
+//! file. A failing render is reported by kind and line only: the message
+//! of an expression could hold a secret's value.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -122,10 +125,10 @@ impl Renderer {
         }
         match first_error {
             None => Ok(out),
-            Some((name, err)) if err.kind() == ErrorKind::UndefinedError => Err(
-                RenderError::Undefined(format!("template for {name}: {err}")),
-            ),
-            Some((name, err)) => Err(RenderError::Invalid(format!("template for {name}: {err}"))),
+            Some((name, err)) if err.kind() == ErrorKind::UndefinedError => {
+                Err(RenderError::Undefined(describe(&name, &err)))
+            }
+            Some((name, err)) => Err(RenderError::Invalid(describe(&name, &err))),
         }
     }
 }
@@ -148,11 +151,37 @@ fn secret(lookup: &Mutex<Lookup>, path: &str) -> Result<Value, minijinja::Error>
         Some(secret) => Ok(Value::from_serialize(&secret.data.expose_secret().0)),
         None => {
             lookup.missing.insert(reference.path.clone());
-            Err(minijinja::Error::new(
-                ErrorKind::InvalidOperation,
-                format!("{} is not read yet", reference.path),
-            ))
+            Ok(Value::from_object(NotRead))
         }
+    }
+}
+
+/// What `secret()` gives for a path not read yet: any attribute of it is
+/// another one, it iterates as nothing, and it prints as nothing, so the
+/// render goes on to the next `secret()`. Its output is never used.
+#[derive(Debug)]
+struct NotRead;
+
+impl minijinja::value::Object for NotRead {
+    fn get_value(self: &Arc<Self>, _key: &Value) -> Option<Value> {
+        Some(Value::from_object(NotRead))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Empty
+    }
+
+    fn render(self: &Arc<Self>, _f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
+
+/// A render error without its detail: an expression's message may quote
+/// the values it was given.
+fn describe(name: &str, err: &minijinja::Error) -> String {
+    match err.line() {
+        Some(line) => format!("template for {name}, line {line}: {}", err.kind()),
+        None => format!("template for {name}: {}", err.kind()),
     }
 }
 
@@ -216,8 +245,13 @@ pub async fn notify(t: &TemplateConfig) {
     tokio::time::sleep(secretd_client::jitter(t.splay)).await;
     let name = t.destination.display();
     if let Some((program, args)) = t.command.split_first() {
+        // The agent's own variables (its token above all) stay with it.
+        let env = std::env::vars_os()
+            .filter(|(name, _)| !name.to_str().is_some_and(crate::run::is_own_variable));
         let run = tokio::process::Command::new(program)
             .args(args)
+            .env_clear()
+            .envs(env)
             .kill_on_drop(true)
             .status();
         match tokio::time::timeout(std::time::Duration::from_secs(60), run).await {
@@ -314,6 +348,36 @@ mod tests {
         let out = renderer.render(&full).unwrap();
         assert_eq!(out[0].as_str(), "user=v-app\n");
         assert_eq!(out[1].as_str(), r#"{"port":5432}"#);
+    }
+
+    #[test]
+    fn one_render_names_every_secret_a_template_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..12)
+            .map(|i| format!("{{{{ secret('secret/s{i}').k | urlencode }}}}{{% for x in secret('secret/l{i}') %}}{{% endfor %}}\n"))
+            .collect();
+        let renderer = Renderer::new(&[template(&dir.path().join("a"), &text)]).unwrap();
+        let Err(RenderError::Missing(paths)) = renderer.render(&snapshot(&[])) else {
+            panic!("not read yet, yet rendered");
+        };
+        assert_eq!(paths.len(), 24, "{paths:?}");
+    }
+
+    #[test]
+    fn a_failing_render_does_not_quote_secret_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let renderer = Renderer::new(&[template(
+            &dir.path().join("a"),
+            "x\n{{ secret('secret/x').k + 1 }}",
+        )])
+        .unwrap();
+        let err = renderer
+            .render(&snapshot(&[("secret/x", r#"{"k":"hunter2"}"#)]))
+            .err()
+            .unwrap();
+        let shown = err.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("line 2"), "{shown}");
     }
 
     #[test]
