@@ -77,6 +77,17 @@ pub struct Global {
     /// (else VAULT_CACERT).
     #[arg(long, global = true, env = "SECRETD_CACERT", value_name = "FILE")]
     pub ca_cert: Option<String>,
+    /// Do NOT check the server's certificate (else VAULT_SKIP_VERIFY):
+    /// anyone in between can read and change everything, tokens included.
+    /// For a first try against a self-signed server only.
+    #[arg(
+        long,
+        global = true,
+        env = "SECRETD_SKIP_VERIFY",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub tls_skip_verify: bool,
     /// The output format.
     #[arg(long, global = true, value_enum, default_value_t = Format::Table)]
     pub format: Format,

@@ -233,11 +233,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
 /// The client from the environment (SECRETD_* then VAULT_*), overridden
 /// by the flags.
 fn build_client(global: &Global) -> Result<Client, Failure> {
-    let mut builder = ClientBuilder::from_env();
-    let given = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
-    if let Some(address) = given(&global.address) {
-        builder = builder.address(address);
-    }
+    let mut builder = client_builder(global, None, None);
     if let Some(token) = global.token.as_ref().filter(|t| !t.is_empty()) {
         builder = builder.token(token.as_str());
     } else if !builder.has_token()
@@ -245,10 +241,35 @@ fn build_client(global: &Global) -> Result<Client, Failure> {
     {
         builder = builder.token(token.as_str());
     }
-    if let Some(ca) = given(&global.ca_cert) {
-        builder = builder.ca_cert_file(ca);
-    }
     builder
         .build()
         .map_err(|err| Failure::local(err.to_string()))
+}
+
+/// Where the server is and how to trust it: `address` and `ca_cert` (an
+/// agent's configuration) first, then the flags, then the environment.
+/// Warns on stderr when certificate checks are off.
+pub fn client_builder(
+    global: &Global,
+    address: Option<&str>,
+    ca_cert: Option<&str>,
+) -> ClientBuilder {
+    let mut builder = ClientBuilder::from_env();
+    let given = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_owned);
+    if let Some(address) = given(address.or(global.address.as_deref())) {
+        builder = builder.address(address);
+    }
+    if let Some(ca) = given(ca_cert.or(global.ca_cert.as_deref())) {
+        builder = builder.ca_cert_file(ca);
+    }
+    if global.tls_skip_verify {
+        builder = builder.danger_skip_tls_verify(true);
+    }
+    if builder.skips_verification() {
+        eprintln!(
+            "WARNING: TLS certificate checks are off (--tls-skip-verify / SECRETD_SKIP_VERIFY): \
+             anyone in between can read and change everything, tokens included."
+        );
+    }
+    builder
 }

@@ -21,7 +21,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use secretd_client::duration::parse_duration;
 use secretd_client::secrecy::{ExposeSecret, SecretString};
-use secretd_client::{Client, ClientBuilder, KeeperOptions, LeaseKeeper, Snapshot, jitter};
+use secretd_client::{Client, KeeperOptions, LeaseKeeper, Snapshot, jitter};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -340,14 +340,9 @@ pub async fn run(global: &Global, a: RunArgs) -> Result<u8, Failure> {
 /// A client for the server of the flags or the environment, without a
 /// token (the keeper brings its own).
 pub fn server_client(global: &Global) -> Result<Client, Failure> {
-    let mut builder = ClientBuilder::from_env();
-    if let Some(address) = global.address.as_deref().filter(|s| !s.is_empty()) {
-        builder = builder.address(address);
-    }
-    if let Some(ca) = global.ca_cert.as_deref().filter(|s| !s.is_empty()) {
-        builder = builder.ca_cert_file(ca);
-    }
-    builder.build().map_err(|err| config(err.to_string()))
+    crate::client_builder(global, None, None)
+        .build()
+        .map_err(config)
 }
 
 async fn start(global: &Global, a: &RunArgs) -> Result<u8, Failure> {

@@ -25,6 +25,8 @@ pub const ENV_ADDRESS: [&str; 2] = ["SECRETD_ADDR", "VAULT_ADDR"];
 pub const ENV_TOKEN: [&str; 2] = ["SECRETD_TOKEN", "VAULT_TOKEN"];
 /// See [`ENV_ADDRESS`].
 pub const ENV_CA_CERT: [&str; 2] = ["SECRETD_CACERT", "VAULT_CACERT"];
+/// See [`ENV_ADDRESS`]: `1` or `true` turns certificate checks off.
+pub const ENV_SKIP_VERIFY: [&str; 2] = ["SECRETD_SKIP_VERIFY", "VAULT_SKIP_VERIFY"];
 
 /// Builds a [`Client`]. Every setting is optional; see [`Client`] for an
 /// example.
@@ -36,6 +38,7 @@ pub struct ClientBuilder {
     token: Option<Zeroizing<String>>,
     ca_cert_file: Option<PathBuf>,
     timeout: Option<Duration>,
+    skip_verify: bool,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -45,6 +48,7 @@ impl std::fmt::Debug for ClientBuilder {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("ca_cert_file", &self.ca_cert_file)
             .field("timeout", &self.timeout)
+            .field("skip_verify", &self.skip_verify)
             .finish()
     }
 }
@@ -78,6 +82,8 @@ impl ClientBuilder {
         builder.address = first(ENV_ADDRESS);
         builder.token = first(ENV_TOKEN).map(Zeroizing::new);
         builder.ca_cert_file = first(ENV_CA_CERT).map(PathBuf::from);
+        builder.skip_verify = first(ENV_SKIP_VERIFY)
+            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true"));
         builder
     }
 
@@ -119,6 +125,22 @@ impl ClientBuilder {
         self.address.as_deref().unwrap_or(DEFAULT_ADDRESS)
     }
 
+    /// Accepts any server certificate: **anyone between the client and the
+    /// server can then read and change everything, tokens included**. For
+    /// a first test against a self-signed server only; never the default.
+    /// Programs that offer it should say so loudly when it is on
+    /// ([`ClientBuilder::skips_verification`]).
+    pub fn danger_skip_tls_verify(mut self, skip: bool) -> Self {
+        self.skip_verify = skip;
+        self
+    }
+
+    /// True when certificate checks are off (see
+    /// [`ClientBuilder::danger_skip_tls_verify`], `SECRETD_SKIP_VERIFY`).
+    pub fn skips_verification(&self) -> bool {
+        self.skip_verify
+    }
+
     /// Checks the settings and builds the client. Fails with
     /// [`Error::Config`] for a bad address, an unreadable CA file, a token
     /// that is not a valid header value, or (for `https` without a CA file)
@@ -129,6 +151,7 @@ impl ClientBuilder {
             check_token(token)?;
         }
         let roots = match (&self.ca_cert_file, base.scheme()) {
+            _ if self.skip_verify => Roots::Anything,
             (Some(path), _) => Roots::CaFile(path),
             (None, "https") => Roots::System,
             (None, _) => Roots::None,

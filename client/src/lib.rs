@@ -101,7 +101,8 @@ mod request_tests;
 
 #[cfg(feature = "http")]
 pub use builder::{
-    ClientBuilder, DEFAULT_ADDRESS, DEFAULT_TIMEOUT, ENV_ADDRESS, ENV_CA_CERT, ENV_TOKEN,
+    ClientBuilder, DEFAULT_ADDRESS, DEFAULT_TIMEOUT, ENV_ADDRESS, ENV_CA_CERT, ENV_SKIP_VERIFY,
+    ENV_TOKEN,
 };
 #[cfg(feature = "http")]
 pub use client::Client;

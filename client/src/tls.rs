@@ -19,22 +19,33 @@ pub(crate) enum Roots<'a> {
     System,
     /// Nothing: for plain-HTTP addresses, where TLS is never used.
     None,
+    /// Any certificate at all (`--tls-skip-verify`): the handshake still
+    /// checks that the server holds the key of the certificate it shows,
+    /// but not who that is.
+    Anything,
 }
 
 /// A rustls client configuration trusting `roots`, offering HTTP/2 and
 /// HTTP/1.1.
 pub(crate) fn client_config(roots: Roots<'_>) -> Result<rustls::ClientConfig, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(format!("TLS setup: {e}")))?;
     let store = match roots {
         Roots::CaFile(path) => ca_file_roots(path)?,
         Roots::System => system_roots()?,
         Roots::None => RootCertStore::empty(),
+        Roots::Anything => {
+            let mut config = builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth();
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            return Ok(config);
+        }
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS setup: {e}")))?
-        .with_root_certificates(store)
-        .with_no_client_auth();
+    let mut config = builder.with_root_certificates(store).with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -125,5 +136,56 @@ D6Wsc/TmTfN8OQIgTUh0X/TVZq9ZGqDSQGGy7jSBbEKZlOn3jmx4AiGKQ3M=\n\
     fn plain_http_needs_no_roots() {
         let config = client_config(Roots::None).unwrap();
         assert_eq!(config.alpn_protocols.len(), 2);
+    }
+}
+
+/// Takes any certificate, but still checks the handshake's signatures
+/// (with the provider's algorithms), so the server must hold the key of
+/// the certificate it shows.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

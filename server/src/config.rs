@@ -44,6 +44,9 @@ pub struct ListenerConfig {
     pub address: String,
     pub tls_cert_file: Option<PathBuf>,
     pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates: when set, every client must present a
+    /// certificate issued by one of them (mutual TLS).
+    pub tls_client_ca_file: Option<PathBuf>,
     #[serde(default)]
     pub tls_disable: bool,
 }
@@ -54,6 +57,7 @@ impl Default for ListenerConfig {
             address: default_address(),
             tls_cert_file: None,
             tls_key_file: None,
+            tls_client_ca_file: None,
             tls_disable: false,
         }
     }
@@ -151,6 +155,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("listener", "address", Kind::Str),
     ("listener", "tls_cert_file", Kind::Str),
     ("listener", "tls_key_file", Kind::Str),
+    ("listener", "tls_client_ca_file", Kind::Str),
     ("listener", "tls_disable", Kind::Bool),
     ("storage", "url", Kind::Str),
     ("storage", "url_file", Kind::Str),
@@ -214,6 +219,8 @@ pub fn load(path: Option<&Path>, env: &HashMap<String, String>) -> anyhow::Resul
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Clients must present a certificate from these CAs.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// The validated configuration a server runs with.
@@ -241,8 +248,17 @@ impl FileConfig {
             self.listener.tls_cert_file,
             self.listener.tls_key_file,
         ) {
-            (true, _, _) => None,
-            (false, Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (true, _, _) => {
+                if self.listener.tls_client_ca_file.is_some() {
+                    bail!("listener: tls_client_ca_file needs TLS, but tls_disable = true");
+                }
+                None
+            }
+            (false, Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca: self.listener.tls_client_ca_file,
+            }),
             (false, _, _) => bail!(
                 "listener: tls_cert_file and tls_key_file are required; \
                  to serve plain HTTP set tls_disable = true explicitly"

@@ -195,8 +195,9 @@ async fn serve_until_signal(mut server: RunningServer) -> anyhow::Result<()> {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
             _ = hup.recv() => {
-                tracing::info!("SIGHUP: reopening audit files");
+                tracing::info!("SIGHUP: reopening audit files, reloading the TLS files");
                 server.core.audit().reopen();
+                server.reload_tls();
                 continue;
             }
             result = server.stopped() => return result,

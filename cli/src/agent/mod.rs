@@ -20,9 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use clap::Args;
-use secretd_client::{
-    ClientBuilder, KeeperError, KeeperOptions, LeaseKeeper, SavedState, Snapshot, backoff,
-};
+use secretd_client::{KeeperError, KeeperOptions, LeaseKeeper, SavedState, Snapshot, backoff};
 use tokio::signal::unix::{SignalKind, signal};
 use zeroize::Zeroizing;
 
@@ -164,16 +162,9 @@ fn config_error(message: impl std::fmt::Display) -> Failure {
 /// The server's client: the config's address and CA, else the flags and
 /// the environment.
 fn client(global: &Global, config: &AgentConfig) -> Result<secretd_client::Client, Failure> {
-    let mut builder = ClientBuilder::from_env();
-    let address = config.address.as_deref().or(global.address.as_deref());
-    if let Some(address) = address.filter(|s| !s.is_empty()) {
-        builder = builder.address(address);
-    }
-    let ca = config.ca_cert.as_deref().or(global.ca_cert.as_deref());
-    if let Some(ca) = ca.filter(|s| !s.is_empty()) {
-        builder = builder.ca_cert_file(ca);
-    }
-    builder.build().map_err(config_error)
+    crate::client_builder(global, config.address.as_deref(), config.ca_cert.as_deref())
+        .build()
+        .map_err(config_error)
 }
 
 /// Why a render pass failed.
