@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::barrier::{KEY_LEN, Key};
 use crate::core::SealSettings;
-use crate::http::Limits;
+use crate::http::{Limits, Rate, RateLimitSettings};
 use crate::storage::StorageOptions;
 
 /// The file as written.
@@ -140,6 +140,55 @@ pub enum LogFormat {
 pub struct LimitsConfig {
     pub max_request_size: Option<usize>,
     pub max_json_depth: Option<usize>,
+    /// Requests per second from one client address, and the burst.
+    pub rate_per_address: Option<u32>,
+    pub burst_per_address: Option<u32>,
+    /// Requests per second with one token, and the burst.
+    pub rate_per_token: Option<u32>,
+    pub burst_per_token: Option<u32>,
+    /// Login attempts per second from one client address, and the burst.
+    pub login_rate_per_address: Option<u32>,
+    pub login_burst_per_address: Option<u32>,
+}
+
+/// The rate limits: each a rate and a burst, defaults for what is not
+/// given; a rate of 0 turns that limit off.
+fn rate_settings(
+    config: &LimitsConfig,
+    defaults: RateLimitSettings,
+) -> anyhow::Result<RateLimitSettings> {
+    let rate = |name: &str, rate: Option<u32>, burst: Option<u32>, default: Rate| {
+        let per_second = rate.unwrap_or(default.per_second);
+        let burst = burst.unwrap_or(if rate.is_some() {
+            per_second.saturating_mul(2)
+        } else {
+            default.burst
+        });
+        if per_second > 0 && burst == 0 {
+            bail!("limits: the burst of {name} must be at least 1 (or its rate 0, for no limit)");
+        }
+        Ok(Rate { per_second, burst })
+    };
+    Ok(RateLimitSettings {
+        per_address: rate(
+            "rate_per_address",
+            config.rate_per_address,
+            config.burst_per_address,
+            defaults.per_address,
+        )?,
+        per_token: rate(
+            "rate_per_token",
+            config.rate_per_token,
+            config.burst_per_token,
+            defaults.per_token,
+        )?,
+        login_per_address: rate(
+            "login_rate_per_address",
+            config.login_rate_per_address,
+            config.login_burst_per_address,
+            defaults.login_per_address,
+        )?,
+    })
 }
 
 /// How a config value from the environment is typed.
@@ -168,6 +217,12 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("log", "format", Kind::Str),
     ("limits", "max_request_size", Kind::Int),
     ("limits", "max_json_depth", Kind::Int),
+    ("limits", "rate_per_address", Kind::Int),
+    ("limits", "burst_per_address", Kind::Int),
+    ("limits", "rate_per_token", Kind::Int),
+    ("limits", "burst_per_token", Kind::Int),
+    ("limits", "login_rate_per_address", Kind::Int),
+    ("limits", "login_burst_per_address", Kind::Int),
 ];
 
 /// The environment variable that overrides `section.key`.
@@ -314,6 +369,7 @@ impl FileConfig {
                 .limits
                 .max_json_depth
                 .unwrap_or(limit_defaults.max_json_depth),
+            rate: rate_settings(&self.limits, limit_defaults.rate)?,
         };
         if limits.max_request_size < 1024 {
             bail!("limits.max_request_size must be at least 1024 bytes");

@@ -151,7 +151,11 @@ async fn run_dev(args: ServerArgs) -> anyhow::Result<()> {
             storage: StorageOptions::default(),
             seal: SealSettings::Shamir,
             tls: None,
-            limits: Limits::default(),
+            // Dev mode is for one person and benchmarks: no rate limits.
+            limits: Limits {
+                rate: secretd::http::RateLimitSettings::off(),
+                ..Limits::default()
+            },
         },
         listener,
     )

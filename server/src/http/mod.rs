@@ -8,6 +8,7 @@
 //! exist is decided by the mount table at run time.
 
 mod body;
+pub mod ratelimit;
 mod raw;
 mod respond;
 
@@ -21,7 +22,9 @@ use axum::http::{HeaderMap, Method, Request as HttpRequest, StatusCode, header};
 use axum::response::Response as HttpResponse;
 use percent_encoding::percent_decode_str;
 
-use crate::core::{ClientToken, Core, Error, Operation, Request};
+use crate::core::{Caller, ClientToken, Core, Error, Operation, Request};
+use ratelimit::RateLimits;
+pub use ratelimit::{Rate, RateLimitSettings};
 
 pub use self::respond::error_response;
 
@@ -32,6 +35,9 @@ pub struct Limits {
     pub max_request_size: usize,
     /// Deepest JSON nesting accepted in a body (400 beyond).
     pub max_json_depth: usize,
+    /// Requests per client address and token, and logins per address
+    /// (429 beyond).
+    pub rate: RateLimitSettings,
 }
 
 impl Default for Limits {
@@ -39,6 +45,7 @@ impl Default for Limits {
         Limits {
             max_request_size: 1024 * 1024,
             max_json_depth: 64,
+            rate: RateLimitSettings::default(),
         }
     }
 }
@@ -47,15 +54,19 @@ impl Default for Limits {
 struct AppState {
     core: Arc<Core>,
     limits: Limits,
+    rates: Arc<RateLimits>,
 }
 
 /// The whole API as an axum router. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so handlers know
 /// the client's address.
 pub fn router(core: Arc<Core>, limits: Limits) -> Router {
-    Router::new()
-        .fallback(handle)
-        .with_state(AppState { core, limits })
+    let rates = Arc::new(RateLimits::new(limits.rate));
+    Router::new().fallback(handle).with_state(AppState {
+        core,
+        limits,
+        rates,
+    })
 }
 
 async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {
@@ -64,6 +75,14 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let (parts, body) = request.into_parts();
+    let client_ip = remote_addr.map(|a| a.ip());
+    let token = client_token(&parts.headers);
+    if let Err(limited) = app
+        .rates
+        .check(client_ip, token.as_ref().map(ClientToken::expose))
+    {
+        return too_many(&limited);
+    }
     let Some(raw_path) = parts.uri.path().strip_prefix("/v1/") else {
         return error_response(&Error::UnsupportedPath);
     };
@@ -91,7 +110,6 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
     }
     // Who is asking is settled before the body is read, so an anonymous
     // client cannot make the server buffer and parse anything.
-    let token = client_token(&parts.headers);
     let caller = match app
         .core
         .authenticate(&path, operation, token.as_ref(), remote_addr)
@@ -100,6 +118,11 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
         Ok(caller) => caller,
         Err(err) => return error_response(&err),
     };
+    if matches!(caller, Caller::Login)
+        && let Err(limited) = app.rates.check_login(client_ip)
+    {
+        return too_many(&limited);
+    }
     let data = match operation {
         Operation::Write | Operation::Patch => {
             match body::read(body, app.limits.max_request_size).await {
@@ -131,6 +154,19 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
         Ok(response) => respond::envelope(&request_id, response, inject),
         Err(err) => error_response(&err),
     }
+}
+
+/// 429 with `Retry-After` (whole seconds).
+fn too_many(limited: &ratelimit::Limited) -> HttpResponse {
+    let seconds = ratelimit::retry_after_seconds(limited);
+    let mut response = error_response(&Error::TooManyRequests(format!(
+        "rate limit ({} limit) exceeded; retry in {seconds}s",
+        limited.which
+    )));
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    response
 }
 
 /// GET is a read (a list with `?list=true`), POST and PUT are writes.
