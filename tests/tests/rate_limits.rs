@@ -48,13 +48,18 @@ async fn logins_from_one_address_are_limited_hard() {
         )
         .await;
     assert_eq!(status, 204, "{body}");
-    // Three wrong guesses are answered (refused); the fourth is not tried.
-    for _ in 0..3 {
-        let (status, _) = call(&server.url, "", "POST", "auth/kubernetes/login").await;
-        assert_ne!(status, 429);
+    // Wrong guesses are answered (refused) for the burst of three, then
+    // no more are tried (a slow machine may refill one or two).
+    let mut answers = Vec::new();
+    while answers.len() < 10 {
+        let answer = call(&server.url, "", "POST", "auth/kubernetes/login").await;
+        answers.push(answer);
+        if answer.0 == 429 {
+            break;
+        }
     }
-    let (status, retry_after) = call(&server.url, "", "POST", "auth/kubernetes/login").await;
-    assert_eq!((status, retry_after), (429, Some(1)));
+    assert_eq!(answers.last(), Some(&(429, Some(1))), "{answers:?}");
+    assert!((4..=6).contains(&answers.len()), "{answers:?}");
     // Other requests from the same address are not login attempts.
     for _ in 0..10 {
         assert_eq!(call(&server.url, &root, "GET", "sys/mounts").await.0, 200);
@@ -67,11 +72,11 @@ async fn logins_from_one_address_are_limited_hard() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_are_limited_per_token_and_per_address() {
+    // Slow refills, so that however slow the machine, the buckets empty.
     let (server, root, _dir, _storage) = server(
-        "rate_per_token = 5\nburst_per_token = 5\nrate_per_address = 10\nburst_per_address = 30",
+        "rate_per_token = 1\nburst_per_token = 5\nrate_per_address = 1\nburst_per_address = 40",
     )
     .await;
-    // initialize_static spent a few of the address's requests.
     let (_, created) = Api::new(&server.url, &root)
         .call(
             "POST",
@@ -80,14 +85,17 @@ async fn requests_are_limited_per_token_and_per_address() {
         )
         .await;
     let other = created["auth"]["client_token"].as_str().unwrap().to_owned();
-    // The root token's burst of 5 (two went on setting up) runs out.
+    // The root token's burst runs out (two went on setting up).
     let mut answers = Vec::new();
-    for _ in 0..6 {
-        answers.push(call(&server.url, &root, "GET", "sys/mounts").await);
+    while answers.len() < 20 {
+        let answer = call(&server.url, &root, "GET", "sys/mounts").await;
+        answers.push(answer);
+        if answer.0 == 429 {
+            break;
+        }
     }
-    let ok = answers.iter().filter(|(status, _)| *status == 200).count();
-    assert!((3..=5).contains(&ok), "{answers:?}");
     assert_eq!(answers.last(), Some(&(429, Some(1))), "{answers:?}");
+    assert!(answers.len() <= 8, "{answers:?}");
     // Another token has its own allowance...
     assert_eq!(
         call(&server.url, &other, "GET", "auth/token/lookup-self")
