@@ -1,6 +1,7 @@
 //! LDAP login end to end, on both databases: a real slapd, a real
 //! secretd, and `secretctl login --method ldap` saving a token that later
-//! commands use to read what the user's group allows, and nothing else.
+//! commands use to read what the user's group allows, and nothing else;
+//! and `secretctl run` and the agent logging in with a password file.
 
 use std::path::Path;
 use std::process::Output;
@@ -38,18 +39,13 @@ async fn call(api: &Api, method: &str, path: &str, body: serde_json::Value) {
     );
 }
 
-async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
-    let Some(directory) = Slapd::start().await else {
-        return;
-    };
-    let Some(database) = db.create().await else {
-        return;
-    };
-    let server = Server::dev(&database.url, ROOT);
-    let root = Api::new(&server.url, ROOT);
-    call(&root, "POST", "sys/auth/ldap", json!({"type": "ldap"})).await;
+/// The LDAP auth method at `ldap/` on `directory`, the group `devs`
+/// mapped to a policy reading `secret/data/dev/*`, and a secret under
+/// `dev/` and `ops/`.
+async fn configure(root: &Api, directory: &Slapd) {
+    call(root, "POST", "sys/auth/ldap", json!({"type": "ldap"})).await;
     call(
-        &root,
+        root,
         "POST",
         "auth/ldap/config",
         json!({
@@ -63,14 +59,14 @@ async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
     )
     .await;
     call(
-        &root,
+        root,
         "PUT",
         "sys/policies/acl/dev-read",
         json!({"policy": DEV_READ}),
     )
     .await;
     call(
-        &root,
+        root,
         "POST",
         "auth/ldap/groups/devs",
         json!({"policies": "dev-read"}),
@@ -78,13 +74,25 @@ async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
     .await;
     for path in ["dev/app", "ops/app"] {
         call(
-            &root,
+            root,
             "POST",
             &format!("secret/data/{path}"),
             json!({"data": {"owner": path}}),
         )
         .await;
     }
+}
+
+async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
+    let Some(directory) = Slapd::start().await else {
+        return;
+    };
+    let Some(database) = db.create().await else {
+        return;
+    };
+    let server = Server::dev(&database.url, ROOT);
+    let root = Api::new(&server.url, ROOT);
+    configure(&root, &directory).await;
 
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
@@ -231,4 +239,90 @@ async fn secretctl_login_reads_what_the_ldap_group_allows(db: Db) {
     assert_eq!(denied.status.code(), Some(2), "{}", text(&denied));
     drop(server);
     database.remove().await;
+}
+
+/// `secretctl run` and the agent log in as an LDAP user with the password
+/// from a file, and read what the user's group allows.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_and_the_agent_log_in_with_a_password_file() {
+    let Some(directory) = Slapd::start().await else {
+        return;
+    };
+    let database = secretd_tests::TestDatabase::sqlite();
+    let server = Server::dev(&database.url, ROOT);
+    configure(&Api::new(&server.url, ROOT), &directory).await;
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, "alice-password\n").unwrap();
+    let password_file = password_file.to_str().unwrap();
+
+    let run = secretctl_env(
+        &server.url,
+        "",
+        &[
+            ("SECRETD_AUTH_METHOD", "ldap"),
+            ("SECRETD_AUTH_USERNAME", "alice"),
+            ("SECRETD_AUTH_PASSWORD_FILE", password_file),
+        ],
+        &[
+            "run",
+            "--env",
+            "OWNER=secret/dev/app#owner",
+            "--",
+            "sh",
+            "-c",
+            "echo $OWNER",
+        ],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "dev/app",
+        "{}",
+        text(&run)
+    );
+    // The group does not allow ops/: permission denied, 77.
+    let denied = secretctl_env(
+        &server.url,
+        "",
+        &[
+            ("SECRETD_AUTH_METHOD", "ldap"),
+            ("SECRETD_AUTH_USERNAME", "alice"),
+            ("SECRETD_AUTH_PASSWORD_FILE", password_file),
+        ],
+        &["run", "--env", "OWNER=secret/ops/app#owner", "--", "true"],
+        None,
+    );
+    assert_eq!(denied.status.code(), Some(77), "{}", text(&denied));
+
+    let out = dir.path().join("owner");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nmethod = \"ldap\"\nusername = \"alice\"\npassword_file = \"{password_file}\"\n\
+             [[template]]\ndestination = \"{}\"\ncontents = \"{{{{ secret('secret/dev/app').owner }}}}\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    let agent = secretctl_env(
+        &server.url,
+        "",
+        &[],
+        &["agent", "--once", "--config", config.to_str().unwrap()],
+        None,
+    );
+    assert!(agent.status.success(), "{}", text(&agent));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "dev/app");
+    // A wrong password: authentication denied, 80.
+    std::fs::write(password_file, "wrong-password\n").unwrap();
+    let refused = secretctl_env(
+        &server.url,
+        "",
+        &[],
+        &["agent", "--once", "--config", config.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(refused.status.code(), Some(80), "{}", text(&refused));
 }
