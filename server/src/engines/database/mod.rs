@@ -9,7 +9,7 @@
 
 mod credentials;
 mod postgres;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub mod private_pg;
 
 use async_trait::async_trait;

@@ -128,6 +128,41 @@ impl PrivatePostgres {
     }
 }
 
+impl PrivatePostgres {
+    fn pg_ctl(&self, args: &[&str]) -> bool {
+        let data = self.dir.path().join("data");
+        let Some(data) = data.to_str() else {
+            return false;
+        };
+        let mut all = vec!["-D", data];
+        all.extend_from_slice(args);
+        run(&self.bin, "pg_ctl", &all).is_ok_and(|o| o.status.success())
+    }
+
+    /// Stops the cluster at once (as a crash would), for fault tests.
+    pub fn stop(&self) {
+        assert!(
+            self.pg_ctl(&["-m", "immediate", "-w", "stop"]),
+            "pg_ctl stop failed"
+        );
+    }
+
+    /// Starts it again on the same port after [`PrivatePostgres::stop`].
+    pub fn restart(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log");
+        let log = log.to_str().unwrap_or_default().to_owned();
+        assert!(
+            self.pg_ctl(&["-o", &options, "-l", &log, "-w", "start"]),
+            "pg_ctl start failed"
+        );
+    }
+}
+
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
