@@ -90,10 +90,20 @@ fn hcl_strings(pattern: &str, key: &str, expr: &Expression) -> Result<Vec<String
                 _ => fail(format!("path {pattern:?}: {key} must be a list of strings")),
             })
             .collect(),
+        // `capabilities = read` (a variable), `= !["read"]`, `= 5`: refused,
+        // never read as granting nothing.
+        _ if is_string_list_key(key) => {
+            fail(format!("path {pattern:?}: {key} must be a list of strings"))
+        }
         // Values of keys we refuse anyway (objects, numbers): let the key's
         // own check say why.
         _ => Ok(Vec::new()),
     }
+}
+
+/// The keys whose value is one string or a list of strings.
+fn is_string_list_key(key: &str) -> bool {
+    matches!(key, "capabilities" | "policy")
 }
 
 fn parse_json(text: &str) -> Result<Vec<PathRule>> {
@@ -126,6 +136,11 @@ fn parse_json(text: &str) -> Result<Vec<PathRule>> {
                                     )),
                                 })
                                 .collect::<Result<_>>()?,
+                            _ if is_string_list_key(&attr) => {
+                                return fail(format!(
+                                    "path {pattern:?}: {attr} must be a list of strings"
+                                ));
+                            }
                             _ => Vec::new(),
                         };
                         let caps = path_attribute(&pattern, &attr, &values)?;
@@ -285,6 +300,22 @@ mod tests {
         ] {
             let err = parse("p", text).unwrap_err();
             assert!(err.0.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn capabilities_that_are_not_strings_are_refused_not_empty() {
+        // Found by fuzz/policy_hcl: these parsed as a rule granting nothing.
+        for text in [
+            r#"path "a" { capabilities = !["read"] }"#,
+            r#"path "a" { capabilities = read }"#,
+            r#"path "a" { capabilities = 5 }"#,
+            r#"path "a" { capabilities = { read = true } }"#,
+            r#"{"path": {"a": {"capabilities": 5}}}"#,
+            r#"{"path": {"a": {"capabilities": {"read": true}}}}"#,
+        ] {
+            let err = parse("p", text).unwrap_err();
+            assert!(err.0.contains("must be a list of strings"), "{text}: {err}");
         }
     }
 
