@@ -91,19 +91,15 @@ fn hcl_strings(pattern: &str, key: &str, expr: &Expression) -> Result<Vec<String
             })
             .collect(),
         // `capabilities = read` (a variable), `= !["read"]`, `= 5`: refused,
-        // never read as granting nothing.
-        _ if is_string_list_key(key) => {
+        // never read as granting nothing. (`policy` needs one string, and
+        // `path_attribute` says so.)
+        _ if key == "capabilities" => {
             fail(format!("path {pattern:?}: {key} must be a list of strings"))
         }
         // Values of keys we refuse anyway (objects, numbers): let the key's
         // own check say why.
         _ => Ok(Vec::new()),
     }
-}
-
-/// The keys whose value is one string or a list of strings.
-fn is_string_list_key(key: &str) -> bool {
-    matches!(key, "capabilities" | "policy")
 }
 
 fn parse_json(text: &str) -> Result<Vec<PathRule>> {
@@ -136,7 +132,7 @@ fn parse_json(text: &str) -> Result<Vec<PathRule>> {
                                     )),
                                 })
                                 .collect::<Result<_>>()?,
-                            _ if is_string_list_key(&attr) => {
+                            _ if attr == "capabilities" => {
                                 return fail(format!(
                                     "path {pattern:?}: {attr} must be a list of strings"
                                 ));
