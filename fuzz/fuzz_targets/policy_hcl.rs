@@ -81,6 +81,12 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
+    // `policy fmt` parses with the same HCL parser, without the server's
+    // nesting limit: a file that deep would only slow the user's own CLI.
+    let too_deep = matches!(&parsed, Err(e) if e.0.contains("nests deeper"));
+    if too_deep {
+        return;
+    }
     if let Ok(formatted) = policy_fmt::format_policy(text) {
         match (&parsed, parse("fuzz", &formatted)) {
             (Ok(before), Ok(after)) => assert_eq!(
