@@ -71,8 +71,9 @@ fn trivia(raw: &str) -> Vec<Trivia> {
     while let Some(c) = rest.chars().next() {
         let comment_len = if c == '#' || rest.starts_with("//") {
             rest.find('\n').unwrap_or(rest.len())
-        } else if rest.starts_with("/*") {
-            rest.find("*/").map_or(rest.len(), |end| end + 2)
+        } else if let Some(inside) = rest.strip_prefix("/*") {
+            // The end is searched after the opening: `/*/ x */` is one comment.
+            inside.find("*/").map_or(rest.len(), |end| end + 4)
         } else {
             if c == '\n' {
                 newlines += 1;
@@ -619,5 +620,22 @@ path \"auth/token/*\" { // tokens
             ]
         );
         assert!(trivia("  \n ").is_empty());
+    }
+
+    #[test]
+    fn a_block_comment_starting_with_a_slash_is_kept_whole() {
+        // Found by fuzz/policy_hcl: `/*/` was taken for a whole comment,
+        // and the output was no longer HCL.
+        let text = "# cp\n\n/*/tla_i*/\npath \"a\" { capabilities = [\"read\"] }\n";
+        let formatted = format_policy(text).unwrap();
+        assert!(formatted.contains("/*/tla_i*/"), "{formatted}");
+        assert_eq!(format_policy(&formatted).unwrap(), formatted);
+        assert_eq!(
+            trivia("/*/ x */"),
+            vec![Trivia::Comment {
+                text: "/*/ x */".into(),
+                same_line: true
+            }]
+        );
     }
 }

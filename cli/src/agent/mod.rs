@@ -14,6 +14,7 @@
 mod config;
 mod health;
 mod render;
+mod template;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -20,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
+use minijinja::{Environment, ErrorKind, Value};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use secretd_client::Snapshot;
@@ -28,6 +28,7 @@ use secretd_client::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use super::config::{TemplateConfig, read_text};
+use super::template;
 use crate::inject::Reference;
 
 /// What the `secret()` function sees: the keeper's snapshot, and the
@@ -70,10 +71,7 @@ impl Renderer {
     /// anything is read).
     pub fn new(templates: &[TemplateConfig]) -> Result<Renderer, String> {
         let lookup = Arc::new(Mutex::new(Lookup::default()));
-        let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        env.set_keep_trailing_newline(true);
+        let mut env = template::environment();
         let shared = lookup.clone();
         env.add_function("secret", move |path: String| secret(&shared, &path));
         let mut names = Vec::new();

@@ -32,6 +32,9 @@ pub use self::request::{
     ClientToken, LeaseGrant, LeaseInfo, Login, LoginTerms, Operation, Request, Response,
     ResponseStatus, to_object,
 };
+/// How `sys/unseal` reads a share, for the fuzzers (`fuzz/`).
+#[cfg(feature = "testing")]
+pub use self::seal::decode_share;
 pub use self::seal::{HealthState, SealSettings};
 use crate::audit::Event;
 use crate::auth::token;

@@ -324,7 +324,8 @@ impl Core {
 }
 
 /// A share as typed by an operator: hex (as Vault prints `keys`) or base64.
-fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
+/// Public for the fuzzers (`fuzz/`) through `core::decode_share`.
+pub fn decode_share(key: &str) -> Result<Zeroizing<Vec<u8>>, Error> {
     let key = key.trim();
     if let Ok(bytes) = hex::decode(key) {
         return Ok(Zeroizing::new(bytes));

@@ -73,10 +73,13 @@ pub fn parse_query(query: &str) -> Map<String, Value> {
     map
 }
 
-/// Whether a boolean query parameter is set to true.
+/// Whether a boolean query parameter is set to true: its first value, read
+/// as Go's `strconv.ParseBool` (as Vault reads `?list=`), so the flag and
+/// the request data ([`parse_query`]) agree.
 pub fn query_flag(query: &str, name: &str) -> bool {
     form_urlencoded::parse(query.as_bytes())
-        .any(|(k, v)| k == name && matches!(v.as_ref(), "true" | "1" | "t" | "True" | "TRUE"))
+        .find(|(k, _)| k == name)
+        .is_some_and(|(_, v)| matches!(v.as_ref(), "true" | "1" | "t" | "T" | "True" | "TRUE"))
 }
 
 #[cfg(test)]
@@ -125,6 +128,16 @@ mod tests {
         assert_eq!(map["x"], "/a");
         assert!(query_flag("list=true", "list"));
         assert!(!query_flag("list=false", "list"));
+    }
+
+    #[test]
+    fn the_first_list_value_decides_as_go_parses_booleans() {
+        // Found by fuzz/request_path: `T` was not true, and a later
+        // `list=true` overrode the `list=false` the request data kept.
+        assert!(query_flag("list=T", "list"));
+        assert!(!query_flag("list=false&list=true", "list"));
+        assert_eq!(parse_query("list=false&list=true")["list"], "false");
+        assert!(query_flag("x=1&list=t&list=0", "list"));
     }
 
     proptest! {

@@ -28,6 +28,10 @@ pub use ratelimit::{Rate, RateLimitSettings};
 
 pub use self::respond::error_response;
 
+/// The body and query parsers, for the fuzzers (`fuzz/`).
+#[cfg(feature = "testing")]
+pub use self::body::{parse_json_object, parse_query, query_flag};
+
 /// Limits on what a client may send.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -83,26 +87,19 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
     {
         return too_many(&limited);
     }
-    let Some(raw_path) = parts.uri.path().strip_prefix("/v1/") else {
-        return error_response(&Error::UnsupportedPath);
-    };
-    let path = match percent_decode_str(raw_path).decode_utf8() {
-        Ok(p) => p.into_owned(),
-        Err(_) => return error_response(&Error::invalid("the path is not valid UTF-8")),
-    };
     let query = parts.uri.query().unwrap_or("");
-    if raw::is_lifecycle_path(&path) {
-        return raw::handle(&app, &parts.method, &path, query, body).await;
-    }
+    let (path, operation) = match parse_target(&parts.method, parts.uri.path(), query) {
+        Ok(Target::Lifecycle(path)) => {
+            return raw::handle(&app, &parts.method, &path, query, body).await;
+        }
+        Ok(Target::Api { path, operation }) => (path, operation),
+        Err(err) => return error_response(&err),
+    };
     if wants_wrapping(&parts.headers) {
         return error_response(&Error::invalid(
             "response wrapping (X-Vault-Wrap-TTL) is not supported by secretd",
         ));
     }
-    let operation = match operation(&parts.method, query) {
-        Ok(op) => op,
-        Err(err) => return error_response(&err),
-    };
     if operation == Operation::Patch
         && let Err(err) = check_merge_patch(&parts.headers)
     {
@@ -167,6 +164,36 @@ fn too_many(limited: &ratelimit::Limited) -> HttpResponse {
         .headers_mut()
         .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
     response
+}
+
+/// What a request line asks for, before anything else is looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A seal lifecycle endpoint (`sys/init`, `sys/unseal`, ...), answered
+    /// raw by any method.
+    Lifecycle(String),
+    /// Any other API path, percent-decoded and without `/v1/`, and the
+    /// operation on it. The path is not validated yet: `core` does that
+    /// ([`crate::core::path::validate`]).
+    Api { path: String, operation: Operation },
+}
+
+/// Parses a request line: strips `/v1/`, percent-decodes the path, and maps
+/// the method (and `?list=true`) to an operation. Pure, so the fuzzer
+/// (`fuzz/`) calls exactly what [`router`] does.
+pub fn parse_target(method: &Method, uri_path: &str, query: &str) -> Result<Target, Error> {
+    let Some(raw_path) = uri_path.strip_prefix("/v1/") else {
+        return Err(Error::UnsupportedPath);
+    };
+    let path = match percent_decode_str(raw_path).decode_utf8() {
+        Ok(p) => p.into_owned(),
+        Err(_) => return Err(Error::invalid("the path is not valid UTF-8")),
+    };
+    if raw::is_lifecycle_path(&path) {
+        return Ok(Target::Lifecycle(path));
+    }
+    let operation = operation(method, query)?;
+    Ok(Target::Api { path, operation })
 }
 
 /// GET is a read (a list with `?list=true`), POST and PUT are writes.

@@ -41,7 +41,63 @@ pub fn parse(name: &str, text: &str) -> Result<Policy> {
     })
 }
 
+/// The deepest nesting of `{`, `[` and `(` an HCL policy may have. A
+/// policy needs 2 (`path "a" { capabilities = [...] }`); the HCL parser
+/// backtracks exponentially on deep, broken nesting (a 443-byte document
+/// took 20 s), so deeper text is refused before it is parsed.
+const MAX_HCL_NESTING: usize = 10;
+
+/// Refuses text whose brackets nest deeper than [`MAX_HCL_NESTING`],
+/// not counting brackets in strings and comments.
+fn check_nesting(text: &str) -> Result<()> {
+    let mut depth = 0usize;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '#' => {
+                chars.find(|&c| c == '\n');
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                chars.find(|&c| c == '\n');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut star = false;
+                for c in chars.by_ref() {
+                    if star && c == '/' {
+                        break;
+                    }
+                    star = c == '*';
+                }
+            }
+            '{' | '[' | '(' => {
+                depth += 1;
+                if depth > MAX_HCL_NESTING {
+                    return fail(format!(
+                        "the policy nests deeper than {MAX_HCL_NESTING} levels"
+                    ));
+                }
+            }
+            '}' | ']' | ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn parse_hcl(text: &str) -> Result<Vec<PathRule>> {
+    check_nesting(text)?;
     let body: Body = hcl::parse(text).map_err(|e| ParseError(e.to_string()))?;
     let mut rules = Vec::new();
     for structure in body.into_inner() {
@@ -90,6 +146,12 @@ fn hcl_strings(pattern: &str, key: &str, expr: &Expression) -> Result<Vec<String
                 _ => fail(format!("path {pattern:?}: {key} must be a list of strings")),
             })
             .collect(),
+        // `capabilities = read` (a variable), `= !["read"]`, `= 5`: refused,
+        // never read as granting nothing. (`policy` needs one string, and
+        // `path_attribute` says so.)
+        _ if key == "capabilities" => {
+            fail(format!("path {pattern:?}: {key} must be a list of strings"))
+        }
         // Values of keys we refuse anyway (objects, numbers): let the key's
         // own check say why.
         _ => Ok(Vec::new()),
@@ -126,6 +188,11 @@ fn parse_json(text: &str) -> Result<Vec<PathRule>> {
                                     )),
                                 })
                                 .collect::<Result<_>>()?,
+                            _ if attr == "capabilities" => {
+                                return fail(format!(
+                                    "path {pattern:?}: {attr} must be a list of strings"
+                                ));
+                            }
                             _ => Vec::new(),
                         };
                         let caps = path_attribute(&pattern, &attr, &values)?;
@@ -286,6 +353,41 @@ mod tests {
             let err = parse("p", text).unwrap_err();
             assert!(err.0.contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn capabilities_that_are_not_strings_are_refused_not_empty() {
+        // Found by fuzz/policy_hcl: these parsed as a rule granting nothing.
+        for text in [
+            r#"path "a" { capabilities = !["read"] }"#,
+            r#"path "a" { capabilities = read }"#,
+            r#"path "a" { capabilities = 5 }"#,
+            r#"path "a" { capabilities = { read = true } }"#,
+            r#"{"path": {"a": {"capabilities": 5}}}"#,
+            r#"{"path": {"a": {"capabilities": {"read": true}}}}"#,
+        ] {
+            let err = parse("p", text).unwrap_err();
+            assert!(err.0.contains("must be a list of strings"), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_hcl_parser_sees_it() {
+        // Found by fuzz/policy_hcl: broken nesting 31 deep took the HCL
+        // parser 20 s; each level more about 1.4 times as long.
+        let deep = format!("others = {}", "{ \"x\" + atp - ".repeat(40));
+        let started = std::time::Instant::now();
+        let err = parse("p", &deep).unwrap_err();
+        assert!(err.0.contains("nests deeper"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Brackets in strings and comments do not count.
+        let ok = format!(
+            "# {}\n/* {} */\npath \"a{}\" {{ capabilities = [\"read\"] }}",
+            "{".repeat(20),
+            "[".repeat(20),
+            "(\\\"".repeat(20)
+        );
+        assert!(parse("p", &ok).is_ok(), "{ok}");
     }
 
     proptest! {
