@@ -13,6 +13,7 @@ mod respond;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -22,6 +23,7 @@ use axum::response::Response as HttpResponse;
 use percent_encoding::percent_decode_str;
 
 use crate::core::{ClientToken, Core, Error, Operation, Request};
+use crate::metrics;
 
 pub use self::respond::error_response;
 
@@ -58,22 +60,46 @@ pub fn router(core: Arc<Core>, limits: Limits) -> Router {
         .with_state(AppState { core, limits })
 }
 
+/// Answers a request and counts it, by the mount it went to, in the
+/// request metrics.
 async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {
+    let started = Instant::now();
+    let method = metrics::method_label(request.method().as_str());
+    let path = api_path(request.uri().path());
+    let route = path.as_ref().ok().and_then(|p| app.core.mount_path_of(p));
+    let response = match path {
+        Ok(path) => answer(&app, request, path).await,
+        Err(err) => error_response(&err),
+    };
+    app.core.metrics().observe_request(
+        route.as_deref().unwrap_or(metrics::UNKNOWN_ROUTE),
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The API path of a URI path: after `/v1/`, percent-decoded.
+fn api_path(uri_path: &str) -> Result<String, Error> {
+    let raw_path = uri_path
+        .strip_prefix("/v1/")
+        .ok_or(Error::UnsupportedPath)?;
+    percent_decode_str(raw_path)
+        .decode_utf8()
+        .map(|p| p.into_owned())
+        .map_err(|_| Error::invalid("the path is not valid UTF-8"))
+}
+
+async fn answer(app: &AppState, request: HttpRequest<Body>, path: String) -> HttpResponse {
     let remote_addr = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let (parts, body) = request.into_parts();
-    let Some(raw_path) = parts.uri.path().strip_prefix("/v1/") else {
-        return error_response(&Error::UnsupportedPath);
-    };
-    let path = match percent_decode_str(raw_path).decode_utf8() {
-        Ok(p) => p.into_owned(),
-        Err(_) => return error_response(&Error::invalid("the path is not valid UTF-8")),
-    };
     let query = parts.uri.query().unwrap_or("");
     if raw::is_lifecycle_path(&path) {
-        return raw::handle(&app, &parts.method, &path, query, body).await;
+        return raw::handle(app, &parts.method, &path, query, body).await;
     }
     if wants_wrapping(&parts.headers) {
         return error_response(&Error::invalid(
