@@ -239,8 +239,13 @@ impl Metrics {
 
     /// Counts an answered API request. `route` is a mount path or
     /// [`UNKNOWN_ROUTE`]; `method` comes from [`method_label`].
-    pub fn observe_request(&self, route: &str, method: &'static str, status: u16, took: Duration) {
-        let route = route.to_owned();
+    pub fn observe_request(
+        &self,
+        route: String,
+        method: &'static str,
+        status: u16,
+        took: Duration,
+    ) {
         self.latency
             .get_or_create(&RouteLabels {
                 route: route.clone(),
@@ -416,9 +421,9 @@ mod tests {
     #[test]
     fn counters_move_and_speak_the_prometheus_text_format() {
         let metrics = Metrics::new();
-        metrics.observe_request("secret/", "GET", 200, Duration::from_millis(3));
-        metrics.observe_request("secret/", "GET", 200, Duration::from_millis(30));
-        metrics.observe_request("unknown", "other", 404, Duration::from_micros(10));
+        metrics.observe_request("secret/".into(), "GET", 200, Duration::from_millis(3));
+        metrics.observe_request("secret/".into(), "GET", 200, Duration::from_millis(30));
+        metrics.observe_request("unknown".into(), "other", 404, Duration::from_micros(10));
         metrics.observe_login("test-login", false);
         metrics.observe_login("test-login", true);
         metrics.observe_login("test-login", true);

@@ -72,7 +72,7 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
         Err(err) => error_response(&err),
     };
     app.core.metrics().observe_request(
-        route.as_deref().unwrap_or(metrics::UNKNOWN_ROUTE),
+        route.unwrap_or_else(|| metrics::UNKNOWN_ROUTE.to_owned()),
         method,
         response.status().as_u16(),
         started.elapsed(),
