@@ -18,6 +18,7 @@ pub mod config;
 pub mod core;
 pub mod engines;
 pub mod http;
+pub mod metrics;
 pub mod policy;
 pub mod serve;
 pub mod storage;

@@ -26,6 +26,7 @@ use self::sink::Sink;
 pub use self::sink::Target;
 use crate::barrier::{Key, RecordName};
 use crate::core::{Error, Response};
+use crate::metrics::AuditFailures;
 use crate::storage::AuditDeviceRecord;
 
 /// How long a request waits for a device before counting it as failed.
@@ -208,9 +209,19 @@ pub struct Broker {
     devices: ArcSwap<Vec<Arc<Device>>>,
     /// The last failure of each device whose last write failed.
     failures: Mutex<BTreeMap<String, String>>,
+    /// Every failed write, counted for the metrics.
+    failed_writes: AuditFailures,
 }
 
 impl Broker {
+    /// A broker that counts its devices' failed writes in `failed_writes`.
+    pub fn new(failed_writes: AuditFailures) -> Broker {
+        Broker {
+            failed_writes,
+            ..Broker::default()
+        }
+    }
+
     pub fn devices(&self) -> Arc<Vec<Arc<Device>>> {
         self.devices.load_full()
     }
@@ -305,6 +316,9 @@ impl Broker {
         let results = futures::future::join_all(writes).await;
         let mut written = false;
         for (device, result) in results {
+            if result.is_err() {
+                self.failed_writes.record(&device.record.path);
+            }
             self.note(&device.record.path, result.as_ref().err());
             written |= result.is_ok();
         }

@@ -383,6 +383,14 @@ impl Core {
 
     async fn record_failure(&self, lease: &LeaseRecord, reason: &str) {
         let irrevocable = lease.attempts >= MAX_ATTEMPTS;
+        match self.mount_table().by_uuid(&lease.mount_uuid) {
+            Some(mount) => self
+                .metrics()
+                .observe_revocation_failure(&mount.record.path),
+            None => self
+                .metrics()
+                .observe_revocation_failure(crate::metrics::UNKNOWN_ROUTE),
+        }
         let retry_at: UnixNanos = clock::add_seconds(now_nanos(), retry_delay(lease.attempts));
         if irrevocable {
             tracing::error!(

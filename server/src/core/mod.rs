@@ -29,7 +29,7 @@ pub use self::error::Error;
 pub use self::fields::Fields;
 pub use self::mounts::MountTable;
 pub use self::request::{
-    ClientToken, LeaseGrant, LeaseInfo, Login, LoginTerms, Operation, Request, Response,
+    ClientToken, LeaseGrant, LeaseInfo, Login, LoginTerms, Operation, RawBody, Request, Response,
     ResponseStatus, to_object,
 };
 /// How `sys/unseal` reads a share, for the fuzzers (`fuzz/`).
@@ -78,6 +78,7 @@ pub struct Core {
     static_key: Mutex<Option<Key>>,
     acls: policies::AclCache,
     audit: crate::audit::Broker,
+    metrics: crate::metrics::Metrics,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -96,6 +97,7 @@ impl Core {
             SealSettings::Static(key) => Some(key),
             SealSettings::Shamir => None,
         };
+        let metrics = crate::metrics::Metrics::new();
         Arc::new(Core {
             barrier: Arc::new(Barrier::new(storage.clone())),
             storage,
@@ -103,7 +105,8 @@ impl Core {
             seal_type,
             static_key: Mutex::new(static_key),
             acls: policies::AclCache::default(),
-            audit: crate::audit::Broker::default(),
+            audit: crate::audit::Broker::new(metrics.audit_failures()),
+            metrics,
             tasks: Mutex::new(Vec::new()),
         })
     }
@@ -120,6 +123,19 @@ impl Core {
     /// (storage seals a KV value inside its write transaction).
     pub fn barrier_handle(&self) -> Arc<Barrier> {
         Arc::clone(&self.barrier)
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The path of the mount a request path goes to (`secret/`), for the
+    /// request metrics; `None` if it goes to none.
+    pub fn mount_path_of(&self, path: &str) -> Option<String> {
+        self.mounts
+            .load()
+            .route(path)
+            .map(|(mount, _)| mount.record.path.clone())
     }
 
     pub fn mount_table(&self) -> Arc<MountTable> {
@@ -291,6 +307,12 @@ impl Core {
             (Some((mount, rest)), None) => self.log_in(&req, mount, rest).await,
             (_, err) => Err(err.unwrap_or(Error::PermissionDenied)),
         };
+        let method = route
+            .as_ref()
+            .map_or(crate::metrics::UNKNOWN_ROUTE, |(m, _)| {
+                m.record.mount_type.as_str()
+            });
+        self.metrics.observe_login(method, result.is_ok());
         self.audit.log_response(&event, result.as_ref()).await?;
         result
     }

@@ -169,6 +169,14 @@ pub struct Response {
     pub secret: Option<LeaseGrant>,
     /// The lease core made for `secret`.
     pub lease: Option<LeaseInfo>,
+    /// A body sent as it is instead of Vault's envelope (`sys/metrics`).
+    pub raw: Option<RawBody>,
+}
+
+/// A response body that is not JSON, with its media type.
+pub struct RawBody {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
 }
 
 impl std::fmt::Debug for Response {
@@ -184,6 +192,7 @@ impl std::fmt::Debug for Response {
             .field("login", &self.login)
             .field("secret", &self.secret)
             .field("lease", &self.lease)
+            .field("raw", &self.raw.as_ref().map(|r| r.content_type))
             .finish()
     }
 }
@@ -210,6 +219,14 @@ impl Response {
         }
     }
 
+    /// A body sent as it is, with its media type.
+    pub fn raw(content_type: &'static str, body: Vec<u8>) -> Self {
+        Response {
+            raw: Some(RawBody { content_type, body }),
+            ..Response::default()
+        }
+    }
+
     pub fn with_warning(mut self, warning: impl Into<String>) -> Self {
         self.warnings.push(warning.into());
         self
@@ -221,6 +238,7 @@ impl Response {
             && self.login.is_none()
             && self.lease.is_none()
             && self.warnings.is_empty()
+            && self.raw.is_none()
     }
 }
 

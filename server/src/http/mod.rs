@@ -14,6 +14,7 @@ mod respond;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -23,6 +24,7 @@ use axum::response::Response as HttpResponse;
 use percent_encoding::percent_decode_str;
 
 use crate::core::{Caller, ClientToken, Core, Error, Operation, Request};
+use crate::metrics;
 use ratelimit::RateLimits;
 pub use ratelimit::{Rate, RateLimitSettings};
 
@@ -73,7 +75,36 @@ pub fn router(core: Arc<Core>, limits: Limits) -> Router {
     })
 }
 
+/// Answers a request and counts it, by the mount it went to, in the
+/// request metrics.
 async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> HttpResponse {
+    let started = Instant::now();
+    let method = metrics::method_label(request.method().as_str());
+    let route = api_path(request.uri().path())
+        .ok()
+        .and_then(|p| app.core.mount_path_of(&p));
+    let response = answer(&app, request).await;
+    app.core.metrics().observe_request(
+        route.unwrap_or_else(|| metrics::UNKNOWN_ROUTE.to_owned()),
+        method,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// The API path of a URI path: after `/v1/`, percent-decoded.
+fn api_path(uri_path: &str) -> Result<String, Error> {
+    let raw_path = uri_path
+        .strip_prefix("/v1/")
+        .ok_or(Error::UnsupportedPath)?;
+    percent_decode_str(raw_path)
+        .decode_utf8()
+        .map(|p| p.into_owned())
+        .map_err(|_| Error::invalid("the path is not valid UTF-8"))
+}
+
+async fn answer(app: &AppState, request: HttpRequest<Body>) -> HttpResponse {
     let remote_addr = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -90,7 +121,7 @@ async fn handle(State(app): State<AppState>, request: HttpRequest<Body>) -> Http
     let query = parts.uri.query().unwrap_or("");
     let (path, operation) = match parse_target(&parts.method, parts.uri.path(), query) {
         Ok(Target::Lifecycle(path)) => {
-            return raw::handle(&app, &parts.method, &path, query, body).await;
+            return raw::handle(app, &parts.method, &path, query, body).await;
         }
         Ok(Target::Api { path, operation }) => (path, operation),
         Err(err) => return error_response(&err),
@@ -182,13 +213,7 @@ pub enum Target {
 /// the method (and `?list=true`) to an operation. Pure, so the fuzzer
 /// (`fuzz/`) calls exactly what [`router`] does.
 pub fn parse_target(method: &Method, uri_path: &str, query: &str) -> Result<Target, Error> {
-    let Some(raw_path) = uri_path.strip_prefix("/v1/") else {
-        return Err(Error::UnsupportedPath);
-    };
-    let path = match percent_decode_str(raw_path).decode_utf8() {
-        Ok(p) => p.into_owned(),
-        Err(_) => return Err(Error::invalid("the path is not valid UTF-8")),
-    };
+    let path = api_path(uri_path)?;
     if raw::is_lifecycle_path(&path) {
         return Ok(Target::Lifecycle(path));
     }

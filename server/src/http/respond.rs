@@ -67,7 +67,15 @@ pub fn error_response(err: &Error) -> HttpResponse {
 }
 
 /// A handler's answer in Vault's envelope; 204 when there is nothing in it.
-pub fn envelope(request_id: &str, response: Response, inject: bool) -> HttpResponse {
+pub fn envelope(request_id: &str, mut response: Response, inject: bool) -> HttpResponse {
+    if let Some(raw) = response.raw.take() {
+        let mut answer = json(StatusCode::OK, raw.body);
+        answer.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(raw.content_type),
+        );
+        return answer;
+    }
     let status = match response.status {
         ResponseStatus::Ok if response.is_empty() => return empty(StatusCode::NO_CONTENT),
         ResponseStatus::Ok => StatusCode::OK,

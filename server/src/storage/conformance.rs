@@ -1294,6 +1294,46 @@ pub async fn failed_revocations_back_off_then_become_irrevocable(s: &Storage) {
     assert_eq!(total_data_keys(s).await, keys);
 }
 
+pub async fn lease_stats_count_by_role_and_find_the_most_overdue(s: &Storage) {
+    let empty = s.lease_stats(50).await.unwrap();
+    assert_eq!((empty.by_role.len(), empty.oldest_overdue), (0, None));
+    for (id, role, expire_at) in [("m/a", "ro", 10), ("m/b", "ro", 30), ("m/c", "rw", 100)] {
+        s.create_lease(&lease(id, role, None, expire_at), 0)
+            .await
+            .unwrap();
+    }
+    // m/a is claimed (its due date moves to the claim's deadline) and
+    // fails for good; m/b's revocation fails and waits for a retry.
+    assert_eq!(s.claim_due_leases(40, 60, 10).await.unwrap().len(), 2);
+    s.fail_lease("m/a", 200, "refused", true).await.unwrap();
+    s.fail_lease("m/b", 200, "refused", false).await.unwrap();
+    let stats = s.lease_stats(50).await.unwrap();
+    let mut by_role: Vec<_> = stats
+        .by_role
+        .iter()
+        .map(|r| {
+            (
+                r.mount_uuid.as_str(),
+                r.role.as_str(),
+                r.leases,
+                r.irrevocable,
+            )
+        })
+        .collect();
+    by_role.sort();
+    assert_eq!(by_role, vec![(MOUNT, "ro", 2, 1), (MOUNT, "rw", 1, 0)]);
+    assert_eq!(
+        stats.oldest_overdue,
+        Some(30),
+        "m/b, overdue since its expiry; the irrevocable m/a is not waited for"
+    );
+    assert_eq!(stats.read_at, 50);
+    // A revoke-prefix makes a lease due before its expiry.
+    s.expire_leases("m/c", 45).await.unwrap();
+    s.force_delete_leases("m/b").await.unwrap();
+    assert_eq!(s.lease_stats(50).await.unwrap().oldest_overdue, Some(45));
+}
+
 pub async fn a_role_quota_holds_under_concurrent_creation(s: &Storage) {
     let s = Arc::new(s.clone());
     let creators: Vec<_> = (0..12)

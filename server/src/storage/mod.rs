@@ -274,6 +274,39 @@ pub struct DataKeyCounts {
     pub below_term: u64,
 }
 
+/// What the leases table holds, for the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeaseStats {
+    /// Lease counts per mount and role, in no particular order.
+    pub by_role: Vec<RoleLeases>,
+    /// The earliest moment a lease still stored (and not irrevocable)
+    /// fell due for revocation, if one has; `None` if none is overdue.
+    pub oldest_overdue: Option<UnixNanos>,
+    /// When the counts were read.
+    pub read_at: UnixNanos,
+}
+
+/// The leases of one role of one mount.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleLeases {
+    pub mount_uuid: String,
+    pub role: String,
+    pub leases: u64,
+    pub irrevocable: u64,
+}
+
+/// The state of the connection pool, as sqlx reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open, in use or idle.
+    pub size: u32,
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
+    /// Write transactions queued for SQLite's single writer.
+    pub write_queue: usize,
+}
+
 /// Everything `sys/init` writes, in one transaction.
 #[derive(Clone)]
 pub struct InitRecord {
@@ -551,6 +584,15 @@ impl Storage {
         matches!(self, Storage::Postgres(_))
     }
 
+    /// The connection pool's state (SQLite: of the read pool, and the
+    /// writer's queue).
+    pub fn pool_stats(&self) -> PoolStats {
+        match self {
+            Storage::Sqlite(s) => s.pool_stats(),
+            Storage::Postgres(s) => s.pool_stats(),
+        }
+    }
+
     /// Closes every connection, waiting for in-flight queries.
     pub async fn close(&self) {
         match self {
@@ -715,6 +757,8 @@ delegate! {
     fn role_lease_count(&self, mount: &str, role: &str) -> Result<u64>;
     /// How many leases there are, and how many of them are irrevocable.
     fn lease_counts(&self) -> Result<(u64, u64)>;
+    /// Lease counts by mount and role, and the oldest lease overdue at `now`.
+    fn lease_stats(&self, now: UnixNanos) -> Result<LeaseStats>;
     /// Up to `limit` irrevocable leases, by id.
     fn irrevocable_leases(&self, limit: u32) -> Result<Vec<LeaseRecord>>;
 
@@ -827,6 +871,7 @@ mod conformance_tests {
         renewal_stops_at_expiry_and_at_revocation,
         due_leases_are_claimed_once_and_taken_over_after_the_deadline,
         failed_revocations_back_off_then_become_irrevocable,
+        lease_stats_count_by_role_and_find_the_most_overdue,
         a_role_quota_holds_under_concurrent_creation,
         a_revoked_tokens_leases_fall_due_before_it_is_deleted,
         jobs_are_claimed_once_then_rescheduled_or_retried,

@@ -101,6 +101,15 @@ impl PostgresStorage {
         None
     }
 
+    pub fn pool_stats(&self) -> super::PoolStats {
+        super::PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+            write_queue: 0,
+        }
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

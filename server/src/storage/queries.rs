@@ -77,8 +77,9 @@ macro_rules! impl_queries {
         use $crate::storage::{
             BarrierRecord, ClaimedJob, DataKeyCounts, DataKeyRecord, InitRecord, KeyTermRecord,
             KvConfigRecord, KvMetadataRead, KvMetadataUpdate, KvVersionRead, KvVersions, KvWrite,
-            KvWriteOutcome, LeaseRecord, MountRecord, Result, ScheduleRecord, SealedBlob,
-            StorageError, TokenRecord, UnixNanos, to_i64, to_u32, to_u64,
+            KvWriteOutcome, LeaseRecord, LeaseStats, MountRecord, Result, RoleLeases,
+            ScheduleRecord, SealedBlob, StorageError, TokenRecord, UnixNanos, to_i64, to_u32,
+            to_u64,
         };
 
         /// A write transaction as a closure over the connection.
@@ -1088,6 +1089,33 @@ macro_rules! impl_queries {
                     to_u64(all, "lease count")?,
                     to_u64(irrevocable, "irrevocable lease count")?,
                 ))
+            }
+
+            pub async fn lease_stats(&self, now: UnixNanos) -> Result<LeaseStats> {
+                let rows: Vec<(String, String, i64, i64)> =
+                    sqlx::query_as(sql::COUNT_LEASES_BY_ROLE)
+                        .fetch_all(self.reader())
+                        .await?;
+                let (oldest,): (Option<i64>,) = sqlx::query_as(sql::OLDEST_OVERDUE_LEASE)
+                    .bind(now)
+                    .fetch_one(self.reader())
+                    .await?;
+                let by_role = rows
+                    .into_iter()
+                    .map(|(mount_uuid, role, leases, irrevocable)| {
+                        Ok(RoleLeases {
+                            mount_uuid,
+                            role,
+                            leases: to_u64(leases, "lease count")?,
+                            irrevocable: to_u64(irrevocable, "irrevocable lease count")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(LeaseStats {
+                    by_role,
+                    oldest_overdue: oldest,
+                    read_at: now,
+                })
             }
 
             pub async fn irrevocable_leases(&self, limit: u32) -> Result<Vec<LeaseRecord>> {

@@ -161,6 +161,13 @@ pub(super) const COUNT_ROLE_LEASES: &str =
     "SELECT COUNT(*) FROM leases WHERE mount_uuid = $1 AND role = $2";
 pub(super) const COUNT_LEASES: &str = "SELECT COUNT(*), \
     COALESCE(SUM(CASE WHEN irrevocable THEN 1 ELSE 0 END), 0) FROM leases";
+pub(super) const COUNT_LEASES_BY_ROLE: &str = "SELECT mount_uuid, role, COUNT(*), \
+    COALESCE(SUM(CASE WHEN irrevocable THEN 1 ELSE 0 END), 0) FROM leases GROUP BY mount_uuid, role";
+/// When the most overdue lease fell due: its expiry, or the moment a
+/// revoke-prefix made it due, whichever came first.
+pub(super) const OLDEST_OVERDUE_LEASE: &str = "SELECT \
+    MIN(CASE WHEN due_at < expire_at THEN due_at ELSE expire_at END) FROM leases \
+    WHERE NOT irrevocable AND (expire_at <= $1 OR due_at <= $1)";
 pub(super) const DELETE_MOUNT_LEASE_KEYS: &str =
     "DELETE FROM data_keys WHERE id IN (SELECT dek FROM leases WHERE mount_uuid = $1)";
 pub(super) const DELETE_MOUNT_LEASES: &str = "DELETE FROM leases WHERE mount_uuid = $1";

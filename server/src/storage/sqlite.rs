@@ -152,6 +152,18 @@ impl SqliteStorage {
         Some(&self.inner.cache)
     }
 
+    /// The read pool, and the writes waiting for the writer.
+    pub fn pool_stats(&self) -> super::PoolStats {
+        let reader = self.reader();
+        let writes = &self.inner.writes;
+        super::PoolStats {
+            size: reader.size(),
+            idle: u32::try_from(reader.num_idle()).unwrap_or(u32::MAX),
+            max: reader.options().get_max_connections(),
+            write_queue: writes.max_capacity() - writes.capacity(),
+        }
+    }
+
     /// Lets queued writes finish, then closes every connection.
     pub async fn close(&self) {
         let (ack, done) = oneshot::channel();

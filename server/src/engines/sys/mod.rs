@@ -88,6 +88,7 @@ impl Backend for SysBackend {
             };
         }
         match (path, req.operation) {
+            ("metrics", Read) => metrics(core, req).await,
             ("mounts", Read) => Ok(data(mounts_of_kind(core, MountKind::Secret))),
             ("auth", Read) => Ok(data(mounts_of_kind(core, MountKind::Auth))),
             ("capabilities", Write) => policies::capabilities(core, req, Subject::Token).await,
@@ -117,7 +118,8 @@ impl Backend for SysBackend {
                 Ok(Response::empty())
             }
             (
-                "mounts"
+                "metrics"
+                | "mounts"
                 | "auth"
                 | "capabilities"
                 | "capabilities-self"
@@ -240,6 +242,26 @@ async fn tune(
             })
         }
         _ => Err(Error::UnsupportedOperation),
+    }
+}
+
+/// `sys/metrics?format=prometheus`: every series in the Prometheus text
+/// format. Vault's other format (go-metrics' JSON dump) is not served.
+async fn metrics(core: &Core, req: &BackendRequest<'_>) -> Result<Response, Error> {
+    match req.data.get("format").and_then(Value::as_str) {
+        Some("prometheus") => {
+            let text = core.metrics().render(core).await?;
+            Ok(Response::raw(
+                crate::metrics::PROMETHEUS_CONTENT_TYPE,
+                text.into_bytes(),
+            ))
+        }
+        None | Some("") => Err(Error::invalid(
+            "secretd serves metrics only in the Prometheus text format: add ?format=prometheus",
+        )),
+        Some(other) => Err(Error::invalid(format!(
+            "metric response format {other:?} unknown"
+        ))),
     }
 }
 

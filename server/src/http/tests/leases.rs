@@ -12,7 +12,7 @@ use crate::engines::test_leases;
 impl App {
     /// Mounts a `test-leases` engine at `path/` with role `ro`; answers
     /// the mount's uuid.
-    async fn lease_engine(&self, path: &str, role: serde_json::Value) -> String {
+    pub(super) async fn lease_engine(&self, path: &str, role: serde_json::Value) -> String {
         let r = self
             .root(
                 "POST",
@@ -29,7 +29,7 @@ impl App {
     }
 
     /// Reads credentials as `token`: (lease id, credential).
-    async fn creds(&self, token: &str, path: &str) -> (String, String) {
+    pub(super) async fn creds(&self, token: &str, path: &str) -> (String, String) {
         let r = self
             .with_token(token, "GET", &format!("/v1/{path}/creds/ro"), None)
             .await;

@@ -96,6 +96,7 @@ mod kubernetes;
 mod ldap;
 mod leases;
 mod login;
+mod metrics;
 mod rotation;
 
 impl App {
