@@ -379,8 +379,12 @@ impl Printer<'_> {
                 }
                 Trivia::Blank => {}
                 Trivia::Comment { text, .. } => {
+                    // Only the first line is indented: the lines of a
+                    // block comment are kept as written, or every run
+                    // would indent them further.
+                    let _ = write!(self.out, "{indent}");
                     for line in text.lines() {
-                        let _ = writeln!(self.out, "{indent}{}", line.trim_end());
+                        let _ = writeln!(self.out, "{}", line.trim_end());
                     }
                     started = true;
                 }
@@ -637,5 +641,25 @@ path \"auth/token/*\" { // tokens
                 same_line: true
             }]
         );
+    }
+
+    #[test]
+    fn a_multi_line_block_comment_keeps_its_lines_as_written() {
+        // Found by fuzz/policy_hcl: every line of the comment was indented,
+        // so each run of `policy fmt` indented its inner lines further.
+        let text = "path \"a\" {\n   \n/*\n\n/*/ capabilities = [\"read\"]\n}\n";
+        let formatted = format_policy(text).unwrap();
+        assert_eq!(
+            formatted,
+            "path \"a\" {\n  /*\n\n/*/\n  capabilities = [\"read\"]\n}\n"
+        );
+        assert_eq!(format_policy(&formatted).unwrap(), formatted);
+        let nested = "path \"a\" {\n    /* one\n       two  \n    */\n    capabilities = []\n}\n";
+        let formatted = format_policy(nested).unwrap();
+        assert_eq!(
+            formatted,
+            "path \"a\" {\n  /* one\n       two\n    */\n  capabilities = []\n}\n"
+        );
+        assert_eq!(format_policy(&formatted).unwrap(), formatted);
     }
 }
