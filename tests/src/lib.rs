@@ -99,12 +99,7 @@ impl Server {
     /// ephemeral loopback port with plain HTTP.
     pub fn with_config(storage_url: &str, extra_toml: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            "[listener]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n\n\
-             [storage]\nurl = \"{storage_url}\"\n\n{extra_toml}\n"
-        );
-        let path = dir.path().join("secretd.toml");
-        std::fs::write(&path, config).unwrap();
+        let path = config_file(dir.path(), storage_url, extra_toml);
         let mut cmd = Command::new(binary("secretd"));
         cmd.arg("server").arg("--config").arg(&path);
         Server::spawn(cmd, dir)
@@ -183,6 +178,30 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// Writes `dir/secretd.toml`: plain HTTP on an ephemeral loopback port,
+/// storage at `storage_url`, then `extra_toml` (which may go on with
+/// `[storage]` keys before its own sections).
+pub fn config_file(dir: &Path, storage_url: &str, extra_toml: &str) -> PathBuf {
+    let config = format!(
+        "[listener]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n\n\
+         [storage]\nurl = \"{storage_url}\"\n{extra_toml}\n"
+    );
+    let path = dir.join("secretd.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// `GET sys/metrics?format=prometheus` as `token`: the status and text.
+pub async fn scrape_metrics(url: &str, token: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/v1/sys/metrics?format=prometheus"))
+        .header("X-Vault-Token", token)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
 /// A `[seal]` section for a static seal whose key lives in `dir`.

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use secretd::engines::database::private_pg::{PrivatePostgres, SUPERUSER_PASSWORD};
-use secretd_tests::{Api, Server, initialize_static, static_seal_config};
+use secretd_tests::{Api, Server, config_file, initialize_static, static_seal_config};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -16,17 +16,11 @@ async fn a_postgresql_restart_gives_503s_then_recovery_with_nothing_lost() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("secretd.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[listener]\naddress = \"127.0.0.1:0\"\ntls_disable = true\n\n\
-             [storage]\nurl = \"{}\"\nconnect_timeout = 2\n\n{}",
-            pg.url("postgres", SUPERUSER_PASSWORD),
-            static_seal_config(&dir)
-        ),
-    )
-    .unwrap();
+    let path = config_file(
+        dir.path(),
+        &pg.url("postgres", SUPERUSER_PASSWORD),
+        &format!("connect_timeout = 2\n\n{}", static_seal_config(&dir)),
+    );
     let server = Server::from_config_file(&path);
     let root = initialize_static(&server).await;
     let api = Api::new(&server.url, &root);

@@ -2,20 +2,9 @@
 //! engine are counted by mount and role, the pool is reported, and the
 //! scrape needs a token allowed to read `sys/metrics`.
 
-use secretd_tests::{Api, Server, TestDatabase, counting_engine, counting_target};
+use secretd_tests::{Api, Server, TestDatabase, counting_engine, counting_target, scrape_metrics};
 
 const ROOT: &str = "root-token-for-metrics-e2e";
-
-async fn scrape(url: &str, token: &str) -> (u16, String) {
-    let resp = reqwest::Client::new()
-        .get(format!("{url}/v1/sys/metrics?format=prometheus"))
-        .header("X-Vault-Token", token)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap())
-}
 
 fn value(text: &str, series: &str) -> Option<f64> {
     text.lines()
@@ -41,9 +30,9 @@ async fn database_leases_show_up_by_mount_and_role() {
         usernames.push(body["lease_id"].as_str().unwrap().to_owned());
     }
 
-    let (status, _) = scrape(&server.url, "not-a-token").await;
+    let (status, _) = scrape_metrics(&server.url, "not-a-token").await;
     assert_eq!(status, 403);
-    let (status, text) = scrape(&server.url, ROOT).await;
+    let (status, text) = scrape_metrics(&server.url, ROOT).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(
         value(&text, r#"secretd_leases{mount="db/",role="short"}"#),

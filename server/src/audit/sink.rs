@@ -6,6 +6,11 @@
 //! write with a timeout: a stuck disk fails requests, it never hangs them
 //! for longer than the timeout nor lets the queue grow without bound. The
 //! thread writes everything queued while it was busy in one `write`.
+//!
+//! A write that fails part-way on a regular file (a full disk) is cut off
+//! again, so the file holds whole lines only and its chain still verifies
+//! once the disk has room. This assumes, as the chain does, that the
+//! device's thread is the file's only writer.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -104,7 +109,7 @@ impl Sink {
 /// The writer thread's state.
 struct Writer {
     target: Target,
-    out: Option<Box<dyn Write + Send>>,
+    out: Option<Out>,
     head: ChainHead,
 }
 
@@ -170,7 +175,8 @@ impl Writer {
             buffer.push(b'\n');
         }
         let written = match self.out.as_mut() {
-            Some(out) => out.write_all(&buffer).and_then(|()| out.flush()),
+            Some(Out::Log(file)) => cut_on_failure(file, |file| file.write_all(&buffer)),
+            Some(Out::Stream(out)) => out.write_all(&buffer).and_then(|()| out.flush()),
             None => Err(io::Error::other("no file open")),
         };
         if written.is_err() {
@@ -187,8 +193,8 @@ impl Writer {
             return Ok(());
         }
         match &self.target {
-            Target::Stdout => self.out = Some(Box::new(io::stdout())),
-            Target::Discard => self.out = Some(Box::new(io::sink())),
+            Target::Stdout => self.out = Some(Out::Stream(Box::new(io::stdout()))),
+            Target::Discard => self.out = Some(Out::Stream(Box::new(io::sink()))),
             Target::File { path, mode } => {
                 let (mut file, tail) = open_log(path, *mode)?;
                 if let Some(head) = tail.head {
@@ -199,11 +205,40 @@ impl Writer {
                     // fragment stays, as evidence, and fails verification.
                     file.write_all(b"\n")?;
                 }
-                self.out = Some(Box::new(file));
+                self.out = Some(if file.metadata()?.is_file() {
+                    Out::Log(file)
+                } else {
+                    Out::Stream(Box::new(file))
+                });
             }
         }
         Ok(())
     }
+}
+
+/// Where the writer thread writes.
+enum Out {
+    /// A regular file: a failed write is cut off again.
+    Log(File),
+    /// Stdout, a pipe, a device: written to as it is.
+    Stream(Box<dyn Write + Send>),
+}
+
+/// Runs `write` on a regular file; if it fails, truncates the file back
+/// to its length before, so that no torn line stays behind.
+fn cut_on_failure(
+    file: &mut File,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
+    let len = file.metadata()?.len();
+    let written = write(file);
+    if written.is_err()
+        && let Err(err) = file.set_len(len)
+    {
+        // The next open ends the torn line instead (see `Tail`).
+        tracing::warn!(error = %err, "could not cut a failed write off the audit file");
+    }
+    written
 }
 
 /// Opens an audit log for appending, creating it with `mode`, and reads
@@ -411,6 +446,23 @@ mod tests {
             (line["seq"].clone(), line["n"].clone()),
             (2.into(), 3.into())
         );
+    }
+
+    #[test]
+    fn a_write_cut_short_leaves_the_file_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        std::fs::write(&path, b"{\"n\":1}\n").unwrap();
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        let err = cut_on_failure(&mut file, |file| {
+            file.write_all(b"{\"n\":")?;
+            Err(io::Error::from_raw_os_error(28))
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(28));
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"n\":1}\n");
+        cut_on_failure(&mut file, |file| file.write_all(b"{\"n\":2}\n")).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"{\"n\":1}\n{\"n\":2}\n");
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@ use secretd_client::wire::{Envelope, ErrorBody};
 use serde_json::{Map, Value};
 
 use crate::core::{Error, Response, ResponseStatus};
+use crate::time::Throttle;
 
 /// A JSON response with Vault's headers. The content type is exactly
 /// `application/json`: hvac reads error messages only then.
@@ -37,6 +38,11 @@ pub fn serialize(value: &impl serde::Serialize) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|_| br#"{"errors":["internal error"]}"#.to_vec())
 }
 
+/// "Storage unavailable" is logged at most once per period: during an
+/// outage every request fails, and a line each would flood the log
+/// (perhaps onto the disk that is full).
+static UNAVAILABLE_LOG: Throttle = Throttle::new(5);
+
 /// The status and message of an error, logging internal ones once.
 pub fn error_response(err: &Error) -> HttpResponse {
     let status = match err {
@@ -56,7 +62,11 @@ pub fn error_response(err: &Error) -> HttpResponse {
     };
     match err {
         Error::Internal(cause) => tracing::error!(error = ?cause, "internal error"),
-        Error::Unavailable(cause) => tracing::warn!(error = ?cause, "storage unavailable"),
+        Error::Unavailable(cause) => {
+            if let Some(suppressed) = UNAVAILABLE_LOG.admit() {
+                tracing::warn!(error = ?cause, suppressed, "storage unavailable");
+            }
+        }
         _ => {}
     }
     let errors = match err {

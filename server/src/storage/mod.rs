@@ -92,15 +92,60 @@ impl From<sqlx::Error> for StorageError {
 }
 
 /// Database error codes that mean "not now" rather than "never".
+/// PostgreSQL's are five-character SQLSTATEs; SQLite's are numbers whose
+/// low byte is the primary code (1034, a failed fsync, is IOERR).
 fn is_transient(code: Option<&str>) -> bool {
-    matches!(
-        code,
-        // SQLite: BUSY, LOCKED, IOERR, FULL, CANTOPEN, READONLY.
-        Some("5" | "6" | "10" | "13" | "14" | "8")
-        // PostgreSQL: connection exceptions, admin shutdown, cannot connect now,
-        // serialization failure, deadlock.
-        | Some("08000" | "08003" | "08006" | "57P01" | "57P02" | "57P03" | "40001" | "40P01")
-    )
+    let Some(code) = code else {
+        return false;
+    };
+    if code.len() == 5 {
+        // PostgreSQL: connection exceptions, admin shutdown, cannot connect
+        // now, insufficient resources (disk full, out of memory, too many
+        // connections), serialization failure, deadlock.
+        return matches!(
+            code,
+            "08000"
+                | "08003"
+                | "08006"
+                | "57P01"
+                | "57P02"
+                | "57P03"
+                | "53100"
+                | "53200"
+                | "53300"
+                | "40001"
+                | "40P01"
+        );
+    }
+    // SQLite: BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN.
+    code.parse::<u32>()
+        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14))
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::is_transient;
+
+    #[test]
+    fn transient_codes_of_both_databases() {
+        // SQLite primary and extended codes: IOERR_WRITE (778), IOERR_FSYNC
+        // (1034), READONLY_DBMOVED (1032), FULL, BUSY_SNAPSHOT (517).
+        for code in ["10", "778", "1034", "8", "1032", "13", "5", "517"] {
+            assert!(is_transient(Some(code)), "{code}");
+        }
+        // Constraint (19, 2067), corrupt (11), misuse (21): not transient.
+        for code in ["19", "2067", "11", "21", "1"] {
+            assert!(!is_transient(Some(code)), "{code}");
+        }
+        for code in ["08006", "57P01", "53100", "40001"] {
+            assert!(is_transient(Some(code)), "{code}");
+        }
+        // Unique violation, syntax error, undefined table.
+        for code in ["23505", "42601", "42P01"] {
+            assert!(!is_transient(Some(code)), "{code}");
+        }
+        assert!(!is_transient(None));
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -11,7 +11,9 @@
 //!   (one fsync for the whole batch), and only then answers each caller.
 //!   A transaction that fails or decides to roll back undoes only its own
 //!   savepoint; if the batch itself cannot commit, every caller in it gets
-//!   the error and none of their changes is kept.
+//!   the error and none of their changes is kept. The writer then closes
+//!   its connection (rolling back whatever it still held) and opens a new
+//!   one for the next batch.
 //! - **Reads** use a pool of read-only connections; WAL readers see the
 //!   last committed state and never wait for the writer.
 
@@ -110,11 +112,15 @@ impl SqliteStorage {
             .test_before_acquire(false)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(connect.read_only(true))
+            .connect_with(connect.clone().read_only(true))
             .await?;
         let (writes, queue) = mpsc::channel(QUEUE_DEPTH);
         let cache = Arc::new(RowCache::new());
-        tokio::spawn(run_writer(writer, queue, Arc::clone(&cache)));
+        tokio::spawn(run_writer(
+            Writer::new(writer, connect),
+            queue,
+            Arc::clone(&cache),
+        ));
         Ok(SqliteStorage {
             inner: Arc::new(Inner {
                 reader,
@@ -238,9 +244,60 @@ impl<T: Send> BatchedWrite for Pending<T> {
     }
 }
 
+/// The writer's connection, and how to open a new one.
+struct Writer {
+    conn: Option<Conn>,
+    connect: SqliteConnectOptions,
+}
+
+impl Writer {
+    fn new(conn: Conn, connect: SqliteConnectOptions) -> Writer {
+        Writer {
+            conn: Some(conn),
+            connect,
+        }
+    }
+
+    /// Runs a batch, on a new connection if the last batch failed.
+    async fn commit(&mut self, batch: &mut [Box<dyn BatchedWrite>]) -> Result<(), String> {
+        if self.conn.is_none() {
+            let conn = self
+                .connect
+                .connect()
+                .await
+                .map_err(|e| format!("cannot open the database again: {e}"))?;
+            self.conn = Some(conn);
+        }
+        let conn = self
+            .conn
+            .as_mut()
+            .ok_or_else(|| "no database connection".to_owned())?;
+        let result = commit_batch(conn, batch).await;
+        if result.is_err() {
+            // After a failed COMMIT or ROLLBACK (a full or read-only disk),
+            // SQLite and sqlx can disagree about whether a transaction is
+            // open; the next batches would then "commit" into a transaction
+            // that never ends, acknowledged and lost. Closing the
+            // connection rolls back whatever it still holds.
+            self.close().await;
+        }
+        result
+    }
+
+    async fn close(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// A failed batch is logged at most once per period: on a full disk every
+/// batch fails, and a line each would flood the log.
+static FAILED_BATCH_LOG: crate::time::Throttle = crate::time::Throttle::new(5);
+
 /// The writer task: batches queued writes until told to close.
 async fn run_writer(
-    mut conn: Conn,
+    mut writer: Writer,
     mut queue: mpsc::Receiver<WriterMessage>,
     cache: Arc<RowCache>,
 ) {
@@ -260,9 +317,11 @@ async fn run_writer(
             };
         }
         if !batch.is_empty() {
-            let failure = commit_batch(&mut conn, &mut batch).await.err();
-            if let Some(failure) = &failure {
-                tracing::warn!(error = %failure, writes = batch.len(), "a batch of writes failed");
+            let failure = writer.commit(&mut batch).await.err();
+            if let Some(failure) = &failure
+                && let Some(suppressed) = FAILED_BATCH_LOG.admit()
+            {
+                tracing::warn!(error = %failure, writes = batch.len(), suppressed, "a batch of writes failed");
             }
             // After the commit and before anyone is answered; also after a
             // failed batch, which costs nothing but a cache miss.
@@ -274,7 +333,7 @@ async fn run_writer(
             }
         }
         if let Some(ack) = closing {
-            let _ = conn.close().await;
+            writer.close().await;
             let _ = ack.send(());
             return;
         }
@@ -354,3 +413,64 @@ fn create_private_file(path: &Path) -> Result<()> {
 }
 
 super::queries::impl_queries!(SqliteStorage);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn count(storage: &SqliteStorage) -> i64 {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM fault_test")
+            .fetch_one(storage.reader())
+            .await
+            .unwrap();
+        n
+    }
+
+    fn statement(sql: &'static str) -> Job<()> {
+        job(move |conn| {
+            Box::pin(async move {
+                sqlx::query(sql).execute(&mut *conn).await?;
+                Ok(TxOutcome::commit(()))
+            })
+        })
+    }
+
+    /// A batch whose transaction ends in a state sqlx does not know of (as
+    /// after a COMMIT that failed on a full disk) must not leave the next
+    /// batches inside a transaction that never commits.
+    #[tokio::test]
+    async fn writes_after_a_failed_batch_are_committed() {
+        let db = crate::storage::testing::TestDatabase::sqlite();
+        let storage = SqliteStorage::connect(&db.url, &StorageOptions::default())
+            .await
+            .unwrap();
+        storage
+            .write(
+                Touched::Nothing,
+                statement("CREATE TABLE fault_test (v INTEGER)"),
+            )
+            .await
+            .unwrap();
+        // Ends the batch's transaction behind sqlx's back and opens another.
+        let broken = storage
+            .write(Touched::Nothing, statement("COMMIT; BEGIN"))
+            .await;
+        assert!(
+            matches!(broken, Err(StorageError::CommitFailed(_))),
+            "{broken:?}"
+        );
+        storage
+            .write(
+                Touched::Nothing,
+                statement("INSERT INTO fault_test VALUES (1)"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            count(&storage).await,
+            1,
+            "the acknowledged write is visible"
+        );
+        storage.close().await;
+    }
+}

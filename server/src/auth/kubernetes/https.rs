@@ -106,6 +106,19 @@ pub fn check_url(name: &str, value: &str) -> Result<Url, Error> {
     Ok(url)
 }
 
+/// An error with its causes ("error sending request: operation timed
+/// out"): reqwest's own message names neither a timeout nor a refusal.
+pub fn describe(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Reads an answer's body, refusing one over [`MAX_RESPONSE_LEN`].
 pub async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
     if response
@@ -120,7 +133,7 @@ pub async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, St
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| format!("reading the answer: {e}"))?
+        .map_err(|e| format!("reading the answer: {}", describe(&e)))?
     {
         if body.len() + chunk.len() > MAX_RESPONSE_LEN {
             return Err(format!(

@@ -137,7 +137,7 @@ async fn refetch(cached: &mut Cached, source: &Source) -> Result<(), Refusal> {
     if same_source && !may_retry(cached.failed, now) {
         return match cached.stale_keys(source, now) {
             Some(_) => Ok(()),
-            None => Err(Refusal::new(
+            None => Err(Refusal::unavailable(
                 "the issuer's keys could not be fetched a moment ago; not trying again yet",
             )),
         };
@@ -173,7 +173,9 @@ async fn refetch(cached: &mut Cached, source: &Source) -> Result<(), Refusal> {
                     );
                     Ok(())
                 }
-                None => Err(Refusal::new(format!("cannot fetch the issuer's keys: {e}"))),
+                None => Err(Refusal::unavailable(format!(
+                    "cannot fetch the issuer's keys: {e}"
+                ))),
             }
         }
     }
@@ -240,7 +242,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
         .header("accept", "application/json")
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(|e| format!("GET {url}: {}", https::describe(&e)))?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("GET {url}: HTTP {status}"));

@@ -7,11 +7,13 @@
 //! issuer's keys, is the config's choice (`config.rs`) and the flow is in
 //! `login.rs`.
 //!
-//! A missing or unknown role is a 400; any other failed login is a 403
-//! "permission denied" whose reason goes to the server log only, never
-//! with the JWT. Unknown parameters are refused (400) rather than ignored,
-//! as Vault does with a warning: a misspelt bound or audience would
-//! otherwise leave a role looser than its author meant, in silence.
+//! A missing or unknown role is a 400; a login the cluster could not be
+//! asked about (its API server or the issuer's keys unreachable, timing
+//! out or failing) is a 502; any other failed login is a 403 "permission
+//! denied". The reason goes to the server log only, never with the JWT.
+//! Unknown parameters are refused (400) rather than ignored, as Vault does
+//! with a warning: a misspelt bound or audience would otherwise leave a
+//! role looser than its author meant, in silence.
 //!
 //! The backend keeps no state of its own: records are sealed entries of
 //! the mount (`config`, `role/<name>`), read on every request, so every
@@ -47,19 +49,44 @@ pub struct KubernetesBackend;
 
 /// Why a login was refused: for the log, never for the caller.
 #[derive(Debug)]
-pub struct Refusal(String);
+pub struct Refusal {
+    reason: String,
+    /// The cluster could not be asked: no fault of the caller's.
+    unavailable: bool,
+}
 
 impl Refusal {
     pub fn new(reason: impl Into<String>) -> Refusal {
-        Refusal(reason.into())
+        Refusal {
+            reason: reason.into(),
+            unavailable: false,
+        }
+    }
+
+    /// The API server did not answer (in time), or failed: the login may
+    /// work when tried again.
+    pub fn unavailable(reason: impl Into<String>) -> Refusal {
+        Refusal {
+            reason: reason.into(),
+            unavailable: true,
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
     }
 }
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.reason)
     }
 }
+
+/// What the caller of a login is told when the cluster could not be asked.
+const UNAVAILABLE: &str = "the Kubernetes API server or the token issuer's keys \
+    could not be reached to check the token (unreachable, timed out or failing); \
+    try again later";
 
 #[async_trait]
 impl Backend for KubernetesBackend {
@@ -138,7 +165,11 @@ impl Backend for KubernetesBackend {
                 reason = %refusal,
                 "kubernetes login refused"
             );
-            Error::PermissionDenied
+            if refusal.is_unavailable() {
+                Error::Upstream(UNAVAILABLE.to_owned())
+            } else {
+                Error::PermissionDenied
+            }
         };
         let jwt = Jwt::new(jwt).map_err(refused)?;
         let config: Config = match core.read_entry(req.mount, CONFIG).await? {

@@ -88,11 +88,16 @@ pub async fn check(review: &Review<'_>, account: &ServiceAccount) -> Result<(), 
         .json(&body)
         .send()
         .await
-        .map_err(|e| Refusal::new(format!("TokenReview at {url} failed: {e}")))?;
+        .map_err(|e| {
+            Refusal::unavailable(format!(
+                "TokenReview at {url} failed: {}",
+                https::describe(&e)
+            ))
+        })?;
     let status = response.status();
     let text = https::read_limited(response)
         .await
-        .map_err(|e| Refusal::new(format!("TokenReview at {url}: {e}")))?;
+        .map_err(|e| Refusal::unavailable(format!("TokenReview at {url}: {e}")))?;
     match status.as_u16() {
         200..=299 => {}
         401 => {
@@ -110,15 +115,28 @@ pub async fn check(review: &Review<'_>, account: &ServiceAccount) -> Result<(), 
             )));
         }
         _ => {
-            return Err(Refusal::new(format!(
-                "TokenReview at {url} answered HTTP {status}: {}",
-                excerpt(&text)
-            )));
+            return Err(other_answer(
+                status,
+                format!(
+                    "TokenReview at {url} answered HTTP {status}: {}",
+                    excerpt(&text)
+                ),
+            ));
         }
     }
     let answer: Answer = serde_json::from_slice(&text)
         .map_err(|e| Refusal::new(format!("TokenReview answer is not a TokenReview: {e}")))?;
     judge(answer.status.unwrap_or_default(), review.audiences, account)
+}
+
+/// An answer other than 2xx, 401 or 403: a failing or overloaded API
+/// server may answer when asked again, anything else will not.
+fn other_answer(status: reqwest::StatusCode, reason: String) -> Refusal {
+    if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        Refusal::unavailable(reason)
+    } else {
+        Refusal::new(reason)
+    }
 }
 
 /// The checks of the answer, as Vault makes them.
@@ -192,6 +210,24 @@ mod tests {
             .unwrap()
             .status
             .unwrap()
+    }
+
+    #[test]
+    fn failing_and_overloaded_api_servers_are_unavailable() {
+        for code in [500, 502, 503, 504, 429] {
+            let status = reqwest::StatusCode::from_u16(code).unwrap();
+            assert!(
+                other_answer(status, String::new()).is_unavailable(),
+                "{code}"
+            );
+        }
+        for code in [400, 404, 422] {
+            let status = reqwest::StatusCode::from_u16(code).unwrap();
+            assert!(
+                !other_answer(status, String::new()).is_unavailable(),
+                "{code}"
+            );
+        }
     }
 
     #[test]

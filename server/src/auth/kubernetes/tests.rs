@@ -339,6 +339,11 @@ async fn an_unreachable_issuer_is_not_hammered() {
         "the issuer's keys",
     )
     .await;
+    // No fault of the caller's: the login answers 502, not 403.
+    let refusal = login_on(&fresh, &config, &role, &rsa.sign(&claims))
+        .await
+        .unwrap_err();
+    assert!(refusal.is_unavailable(), "{refusal}");
 }
 
 #[tokio::test]
@@ -440,6 +445,25 @@ async fn token_review_decides_when_a_host_is_set() {
         "service account unauthorized",
     )
     .await;
+}
+
+#[tokio::test]
+async fn an_api_server_that_cannot_be_asked_is_unavailable_not_a_refusal() {
+    let rsa = rsa_key();
+    let server = ApiServer::start(rsa, &[("prod/app", UID)]).await;
+    server.cluster().reviewers.insert("reviewer-1".into());
+    let config = review_config(&server, json!({"token_reviewer_jwt": "reviewer-1"}));
+    let jwt = rsa.sign(&projected("prod", "app", UID, &["vault"]));
+    // A refusal by the cluster is the caller's problem...
+    let stale = review_config(&server, json!({"token_reviewer_jwt": "revoked"}));
+    let refusal = login(&stale, &app_role(), &jwt).await.unwrap_err();
+    assert!(!refusal.is_unavailable(), "{refusal}");
+    // ...a cluster that cannot be reached is not.
+    server.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let refusal = login(&config, &app_role(), &jwt).await.unwrap_err();
+    assert!(refusal.is_unavailable(), "{refusal}");
+    assert!(refusal.to_string().contains("TokenReview at"), "{refusal}");
 }
 
 #[tokio::test]
