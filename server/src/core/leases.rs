@@ -20,7 +20,7 @@ use super::{Core, Error, LeaseGrant, LeaseInfo};
 use crate::auth::token::random_base62;
 use crate::auth::ttl::{self, TtlRules};
 use crate::barrier::RecordName;
-use crate::engines::LeaseRequest;
+use crate::engines::{BackendRequest, LeaseRequest};
 use crate::storage::{LeaseRecord, MountRecord, StorageError, TokenRecord, UnixNanos};
 use crate::time::{self as clock, now_nanos};
 
@@ -37,6 +37,11 @@ const CLAIM_BATCH: u32 = PARALLEL_REVOCATIONS as u32;
 const CLAIM_FOR: u64 = 60;
 /// The longest a backend may take to revoke one lease.
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a lease stored ahead of its secret keeps the expiry worker
+/// off: longer than a backend may take to make the secret (a database's
+/// statements time out after 30 s). If the node dies before it answers,
+/// what it made is revoked this long after the request.
+const RESERVE_FOR: u64 = CLAIM_FOR;
 /// Revocations tried before a lease is marked irrevocable.
 pub const MAX_ATTEMPTS: u32 = 6;
 /// The first retry's delay, doubled at each failure, capped at an hour.
@@ -79,6 +84,26 @@ pub fn lease_ttl(
     .map_err(Error::InvalidRequest)
 }
 
+/// Why a lease could not be stored, for the caller.
+fn refusal(err: StorageError, role: &str) -> Error {
+    match err {
+        StorageError::QuotaExceeded(held) => Error::TooManyRequests(format!(
+            "role {role:?} holds {held} leases, its max_leases; revoke some or wait for them to expire"
+        )),
+        StorageError::ParentRevoked => Error::PermissionDenied,
+        StorageError::MountGone => Error::UnsupportedPath,
+        other => other.into(),
+    }
+}
+
+/// A lease stored before its secret is made ([`Core::reserve_lease`]).
+pub struct ReservedLease {
+    record: LeaseRecord,
+    ttl: ttl::Ttl,
+    /// When the expiry worker takes it, unless it is settled before.
+    reserved_until: UnixNanos,
+}
+
 /// What happened to a claimed lease.
 enum Outcome {
     Revoked,
@@ -89,6 +114,7 @@ impl Core {
     /// Puts a backend's dynamic secret, answered at `path`, under a lease
     /// owned by `token`. If the lease cannot be stored (the role's quota,
     /// a token revoked meanwhile), the secret is revoked again at once.
+    /// A lease the backend reserved is settled instead.
     pub(crate) async fn grant_lease(
         &self,
         mount: &Mount,
@@ -96,8 +122,98 @@ impl Core {
         token: &TokenRecord,
         grant: LeaseGrant,
     ) -> Result<(LeaseInfo, Vec<String>), Error> {
+        if let Some(reserved) = &grant.reserved {
+            return self.settle_reserved(mount, &grant, reserved).await;
+        }
+        let (record, ttl) = self.new_lease(&mount.record, path, token, &grant, now_nanos())?;
+        if let Err(err) = self.storage().create_lease(&record, grant.max_leases).await {
+            // The backend made the secret already: take it back.
+            self.take_back(mount, &record, &grant).await;
+            return Err(refusal(err, &grant.role));
+        }
+        let info = LeaseInfo {
+            id: record.id,
+            duration: ttl.seconds,
+            renewable: record.renewable,
+        };
+        Ok((info, ttl.warnings))
+    }
+
+    /// Stores the lease of a secret before the backend makes it, for
+    /// secrets that live outside secretd (a database user): if this node
+    /// dies before it answers, the lease is there to revoke what was made.
+    /// The lease keeps the expiry worker off for [`RESERVE_FOR`]; the
+    /// answer (with [`LeaseGrant::reserved`]) settles it to its expiry,
+    /// and [`Core::release_lease`] drops it if nothing was made after all.
+    pub async fn reserve_lease(
+        &self,
+        req: &BackendRequest<'_>,
+        grant: &LeaseGrant,
+    ) -> Result<ReservedLease, Error> {
         let now = now_nanos();
-        let ttl = lease_ttl(&mount.record, grant.ttl, grant.max_ttl, now)?;
+        let (mut record, ttl) =
+            self.new_lease(req.mount, &req.request.path, &req.token.record, grant, now)?;
+        let reserved_until = clock::add_seconds(now, RESERVE_FOR);
+        record.due_at = reserved_until;
+        self.storage()
+            .create_lease(&record, grant.max_leases)
+            .await
+            .map_err(|err| refusal(err, &grant.role))?;
+        Ok(ReservedLease {
+            record,
+            ttl,
+            reserved_until,
+        })
+    }
+
+    /// Drops a reserved lease whose secret was not made.
+    pub async fn release_lease(&self, reserved: ReservedLease) {
+        if let Err(err) = self.storage().finish_lease(&reserved.record.id).await {
+            tracing::warn!(
+                lease.id = %reserved.record.id, error = %err,
+                "could not drop the lease of a secret that was not made; \
+                 it is revoked when its reservation ends"
+            );
+        }
+    }
+
+    /// Makes a reserved lease due at its expiry. If it was revoked (or
+    /// made due) before that, by its token's revocation or a
+    /// revoke-prefix, the secret may have been made after the revocation
+    /// ran: it is revoked again, and the request refused.
+    async fn settle_reserved(
+        &self,
+        mount: &Mount,
+        grant: &LeaseGrant,
+        reserved: &ReservedLease,
+    ) -> Result<(LeaseInfo, Vec<String>), Error> {
+        let record = &reserved.record;
+        let settled = self
+            .storage()
+            .settle_lease(&record.id, reserved.reserved_until, record.expire_at)
+            .await?;
+        if !settled {
+            self.take_back(mount, record, grant).await;
+            return Err(Error::PermissionDenied);
+        }
+        let info = LeaseInfo {
+            id: record.id.clone(),
+            duration: reserved.ttl.seconds,
+            renewable: record.renewable,
+        };
+        Ok((info, reserved.ttl.warnings.clone()))
+    }
+
+    /// A new lease's record, due at its expiry, and its TTL.
+    fn new_lease(
+        &self,
+        mount: &MountRecord,
+        path: &str,
+        token: &TokenRecord,
+        grant: &LeaseGrant,
+        now: UnixNanos,
+    ) -> Result<(LeaseRecord, ttl::Ttl), Error> {
+        let ttl = lease_ttl(mount, grant.ttl, grant.max_ttl, now)?;
         let id = format!(
             "{}/{}",
             path.trim_end_matches('/'),
@@ -109,7 +225,7 @@ impl Core {
                 .barrier()
                 .seal_value(&internal_name(&id), &grant.internal)?,
             id,
-            mount_uuid: mount.record.uuid.clone(),
+            mount_uuid: mount.uuid.clone(),
             role: grant.role.clone(),
             token_hash: Some(token.hash.clone()),
             issued_at: now,
@@ -121,37 +237,22 @@ impl Core {
             irrevocable: false,
             last_error: None,
         };
-        let refused = match self.storage().create_lease(&record, grant.max_leases).await {
-            Ok(()) => None,
-            Err(StorageError::QuotaExceeded(held)) => Some(Error::TooManyRequests(format!(
-                "role {:?} holds {held} leases, its max_leases; revoke some or wait for them to expire",
-                grant.role
-            ))),
-            Err(StorageError::ParentRevoked) => Some(Error::PermissionDenied),
-            Err(StorageError::MountGone) => Some(Error::UnsupportedPath),
-            Err(other) => Some(other.into()),
+        Ok((record, ttl))
+    }
+
+    /// Revokes a secret whose lease was refused, at once.
+    async fn take_back(&self, mount: &Mount, lease: &LeaseRecord, grant: &LeaseGrant) {
+        let req = LeaseRequest {
+            mount: &mount.record,
+            lease,
+            internal: &grant.internal,
         };
-        if let Some(err) = refused {
-            // The backend made the secret already: take it back.
-            let req = LeaseRequest {
-                mount: &mount.record,
-                lease: &record,
-                internal: &grant.internal,
-            };
-            if let Err(rollback) = mount.backend.revoke_secret(self, &req).await {
-                tracing::error!(
-                    lease.role = %grant.role, error = %rollback,
-                    "a secret refused a lease could not be revoked; it outlives its request"
-                );
-            }
-            return Err(err);
+        if let Err(rollback) = mount.backend.revoke_secret(self, &req).await {
+            tracing::error!(
+                lease.role = %grant.role, error = %rollback,
+                "a secret refused a lease could not be revoked; it outlives its request"
+            );
         }
-        let info = LeaseInfo {
-            id: record.id,
-            duration: ttl.seconds,
-            renewable: record.renewable,
-        };
-        Ok((info, ttl.warnings))
     }
 
     /// `sys/leases/lookup`: a lease that exists (400 `invalid lease`).

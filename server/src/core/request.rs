@@ -134,6 +134,9 @@ pub struct LeaseGrant {
     pub max_leases: u64,
     /// Handed back, opened, to the backend's renew and revoke hooks.
     pub internal: Zeroizing<Vec<u8>>,
+    /// The lease stored before the secret was made, if the backend did
+    /// that (see [`Core::reserve_lease`](super::Core::reserve_lease)).
+    pub reserved: Option<super::leases::ReservedLease>,
 }
 
 impl std::fmt::Debug for LeaseGrant {

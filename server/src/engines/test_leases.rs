@@ -102,6 +102,7 @@ impl Backend for TestLeasesBackend {
             renewable: true,
             max_leases: role.max_leases,
             internal: Zeroizing::new(format!("{name}\n{credential}").into_bytes()),
+            reserved: None,
         });
         Ok(response)
     }

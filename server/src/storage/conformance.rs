@@ -1222,6 +1222,32 @@ pub async fn renewal_stops_at_expiry_and_at_revocation(s: &Storage) {
     assert!(!s.renew_lease("m/c", 2_000, 90).await.unwrap());
 }
 
+/// A lease stored before its secret was made, due at the end of the
+/// reservation (500), settles to its expiry (100) only if nothing took it
+/// meanwhile: not a claim, not a revoke-prefix.
+pub async fn a_reserved_lease_settles_only_if_untouched(s: &Storage) {
+    let reserved = |id| LeaseRecord {
+        due_at: 500,
+        ..lease(id, "r", None, 100)
+    };
+    s.create_lease(&reserved("r/a"), 0).await.unwrap();
+    assert!(s.settle_lease("r/a", 500, 100).await.unwrap());
+    let settled = s.lease("r/a").await.unwrap().unwrap();
+    assert_eq!((settled.expire_at, settled.due_at), (100, 100));
+    assert!(!s.settle_lease("r/a", 500, 100).await.unwrap(), "twice");
+    assert!(!s.settle_lease("nope", 500, 100).await.unwrap());
+    // Claimed (the reservation ran out on a dead node): stays claimed.
+    s.create_lease(&reserved("r/b"), 0).await.unwrap();
+    s.claim_lease("r/b", 600, 900).await.unwrap().unwrap();
+    assert!(!s.settle_lease("r/b", 500, 100).await.unwrap());
+    assert_eq!(s.lease("r/b").await.unwrap().unwrap().due_at, 900);
+    // Made due by a revoke-prefix (or its token's revocation): stays due.
+    s.create_lease(&reserved("r/c"), 0).await.unwrap();
+    assert_eq!(s.expire_leases("r/c", 50).await.unwrap(), 1);
+    assert!(!s.settle_lease("r/c", 500, 100).await.unwrap());
+    assert_eq!(s.lease("r/c").await.unwrap().unwrap().due_at, 50);
+}
+
 pub async fn due_leases_are_claimed_once_and_taken_over_after_the_deadline(s: &Storage) {
     let s = Arc::new(s.clone());
     for i in 0..120 {

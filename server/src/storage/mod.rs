@@ -777,6 +777,10 @@ delegate! {
     /// Moves the expiry of a lease that is neither expired at `now` nor
     /// due for revocation; false otherwise.
     fn renew_lease(&self, id: &str, expire_at: UnixNanos, now: UnixNanos) -> Result<bool>;
+    /// Makes a lease stored ahead of its secret (due at `reserved_until`)
+    /// due at `due_at` instead, unless it was claimed or made due since;
+    /// false then (or if it is gone).
+    fn settle_lease(&self, id: &str, reserved_until: UnixNanos, due_at: UnixNanos) -> Result<bool>;
     /// Claims up to `limit` leases due at `now` for revocation until
     /// `deadline` (after which another node may claim them again); each
     /// claim counts an attempt and ends the lease's validity.

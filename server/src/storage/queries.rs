@@ -872,6 +872,31 @@ macro_rules! impl_queries {
                 .await
             }
 
+            pub async fn settle_lease(
+                &self,
+                id: &str,
+                reserved_until: UnixNanos,
+                due_at: UnixNanos,
+            ) -> Result<bool> {
+                let id = id.to_owned();
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(sql::SETTLE_LEASE)
+                                .bind(&id)
+                                .bind(reserved_until)
+                                .bind(due_at)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done > 0))
+                        })
+                    }),
+                )
+                .await
+            }
+
             pub async fn claim_due_leases(
                 &self,
                 now: UnixNanos,

@@ -140,6 +140,10 @@ pub(super) const LIST_LEASE_IDS: &str =
 /// one already expired.
 pub(super) const RENEW_LEASE: &str = "UPDATE leases SET expire_at = $2, due_at = $2, \
     last_renewal = $3 WHERE id = $1 AND expire_at > $3 AND due_at > $3 AND NOT irrevocable";
+/// A reserved lease, untouched since (unclaimed, not made due), made due
+/// at its expiry.
+pub(super) const SETTLE_LEASE: &str = "UPDATE leases SET due_at = $3 \
+    WHERE id = $1 AND due_at = $2 AND attempts = 0 AND NOT irrevocable";
 pub(super) const CLAIM_LEASE: &str = "UPDATE leases SET due_at = $2, attempts = attempts + 1, \
     expire_at = CASE WHEN expire_at > $1 THEN $1 ELSE expire_at END \
     WHERE id = $3 AND NOT irrevocable RETURNING id";

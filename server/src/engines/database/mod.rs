@@ -556,7 +556,32 @@ async fn creds(core: &Core, req: &BackendRequest<'_>, name: &str) -> Result<Resp
         password: &password,
         expiration: &until,
     };
-    let mut conn = db.connect().await?;
+    let internal = serde_json::to_vec(&LeaseInternal {
+        db_name: role.db_name.clone(),
+        role: name.to_owned(),
+        username: username.clone(),
+    })
+    .map_err(Error::internal)?;
+    let mut grant = LeaseGrant {
+        role: name.to_owned(),
+        ttl: role.default_ttl,
+        max_ttl: role.max_ttl,
+        renewable: true,
+        max_leases: role.max_leases,
+        internal: Zeroizing::new(internal),
+        reserved: None,
+    };
+    // The lease is stored before the user is made: if this node dies in
+    // between, the lease still revokes the user.
+    let reserved = core.reserve_lease(req, &grant).await?;
+    let mut conn = match db.connect().await {
+        Ok(conn) => conn,
+        Err(err) => {
+            // Nothing was made.
+            core.release_lease(reserved).await;
+            return Err(err);
+        }
+    };
     if let Err(err) = postgres::run(&mut conn, &role.creation_statements, &values).await {
         if !role.rollback_statements.is_empty()
             && let Err(rollback) =
@@ -564,26 +589,19 @@ async fn creds(core: &Core, req: &BackendRequest<'_>, name: &str) -> Result<Resp
         {
             tracing::warn!(role = name, error = %rollback, "the rollback statements failed too");
         }
+        // The reservation stays: a timeout may have cut off a COMMIT that
+        // still lands, and statements outside the transaction are undone
+        // only by rollback statements that may have failed. When the
+        // reservation ends the lease's revocation drops whatever exists
+        // (the default checks pg_roles; custom statements use IF EXISTS).
         return Err(err);
     }
-    let internal = serde_json::to_vec(&LeaseInternal {
-        db_name: role.db_name.clone(),
-        role: name.to_owned(),
-        username: username.clone(),
-    })
-    .map_err(Error::internal)?;
+    grant.reserved = Some(reserved);
     let mut response = Response::data(json!({
         "username": username,
         "password": password.as_str(),
     }));
-    response.secret = Some(LeaseGrant {
-        role: name.to_owned(),
-        ttl: role.default_ttl,
-        max_ttl: role.max_ttl,
-        renewable: true,
-        max_leases: role.max_leases,
-        internal: Zeroizing::new(internal),
-    });
+    response.secret = Some(grant);
     Ok(response)
 }
 

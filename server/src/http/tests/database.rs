@@ -265,6 +265,39 @@ async fn dynamic_users_live_exactly_as_long_as_their_lease() {
     assert_eq!(app.core.expire_due_leases().await.unwrap(), 1);
     assert!(!target.role_exists(&short).await);
 
+    // Creation statements that fail: an error, and the lease stored ahead
+    // of the user stays until its reservation ends (a timed-out COMMIT
+    // could still land); revoking it finds no user and succeeds.
+    let r = app
+        .root(
+            "POST",
+            "/v1/db/roles/app",
+            Some(json!({"db_name": "pg", "creation_statements": ["SELECT no_such_function()"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let r = app.root("GET", "/v1/db/creds/app", None).await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{:?}", r.body);
+    assert!(r.body["data"].is_null(), "{:?}", r.body);
+    let listed = async |app: &App| {
+        app.root("LIST", "/v1/sys/leases/lookup/db/creds/app/", None)
+            .await
+            .body["data"]["keys"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    assert_eq!(listed(&app).await, 1);
+    assert_eq!(
+        app.core.expire_due_leases().await.unwrap(),
+        0,
+        "not due yet"
+    );
+    let r = app
+        .root("PUT", "/v1/sys/leases/revoke-prefix/db/creds/app", None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert_eq!(listed(&app).await, 0);
+
     drop(session);
     drop(app);
     target.remove().await;
