@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::barrier::{KEY_LEN, Key};
 use crate::core::SealSettings;
-use crate::http::{Limits, Rate, RateLimitSettings};
+use crate::http::{JsonLimits, Limits, Rate, RateLimitSettings};
 use crate::storage::StorageOptions;
 
 /// The file as written.
@@ -140,6 +140,8 @@ pub enum LogFormat {
 pub struct LimitsConfig {
     pub max_request_size: Option<usize>,
     pub max_json_depth: Option<usize>,
+    pub max_json_object_entry_count: Option<usize>,
+    pub max_json_array_element_count: Option<usize>,
     /// Requests per second from one client address, and the burst.
     pub rate_per_address: Option<u32>,
     pub burst_per_address: Option<u32>,
@@ -217,6 +219,8 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("log", "format", Kind::Str),
     ("limits", "max_request_size", Kind::Int),
     ("limits", "max_json_depth", Kind::Int),
+    ("limits", "max_json_object_entry_count", Kind::Int),
+    ("limits", "max_json_array_element_count", Kind::Int),
     ("limits", "rate_per_address", Kind::Int),
     ("limits", "burst_per_address", Kind::Int),
     ("limits", "rate_per_token", Kind::Int),
@@ -365,17 +369,33 @@ impl FileConfig {
                 .limits
                 .max_request_size
                 .unwrap_or(limit_defaults.max_request_size),
-            max_json_depth: self
-                .limits
-                .max_json_depth
-                .unwrap_or(limit_defaults.max_json_depth),
+            json: JsonLimits {
+                max_depth: self
+                    .limits
+                    .max_json_depth
+                    .unwrap_or(limit_defaults.json.max_depth),
+                max_object_entries: self
+                    .limits
+                    .max_json_object_entry_count
+                    .unwrap_or(limit_defaults.json.max_object_entries),
+                max_array_elements: self
+                    .limits
+                    .max_json_array_element_count
+                    .unwrap_or(limit_defaults.json.max_array_elements),
+            },
             rate: rate_settings(&self.limits, limit_defaults.rate)?,
         };
         if limits.max_request_size < 1024 {
             bail!("limits.max_request_size must be at least 1024 bytes");
         }
-        if limits.max_json_depth < 4 {
+        if limits.json.max_depth < 4 {
             bail!("limits.max_json_depth must be at least 4");
+        }
+        if limits.json.max_object_entries < 64 || limits.json.max_array_elements < 64 {
+            bail!(
+                "limits.max_json_object_entry_count and max_json_array_element_count \
+                 must be at least 64"
+            );
         }
         Ok(Settings {
             address,

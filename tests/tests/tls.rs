@@ -3,13 +3,20 @@
 //! (unless told `--tls-skip-verify`, which warns), and plain HTTP to the
 //! TLS listener gets nowhere. A renewed certificate is served after SIGHUP
 //! or once the files change, without dropping open connections; with
-//! `tls_client_ca_file`, clients must show a certificate.
+//! `tls_client_ca_file`, clients must show a certificate. Connections to
+//! PostgreSQL (storage and the database engine) with `sslmode=verify-full`
+//! verify the server against `sslrootcert` and refuse another CA's.
 
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use secretd::engines::database::private_pg::{PrivatePostgres, SUPERUSER_PASSWORD};
 use secretd_client::Client;
-use secretd_tests::{Server, TestDatabase, secretctl, secretctl_env, signal};
+use secretd_tests::{
+    Api, Server, TestDatabase, binary, config_file, initialize_static, secretctl, secretctl_env,
+    signal, static_seal_config,
+};
+use serde_json::json;
 
 struct Pki {
     dir: tempfile::TempDir,
@@ -244,4 +251,114 @@ async fn with_a_client_ca_every_client_shows_a_certificate() {
     assert!(seal_status(&stranger, &server.url).await.is_err());
     let known = https_client(&ca, Some(&pki.path("client.pem")));
     assert_eq!(seal_status(&known, &server.url).await.unwrap(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_connections_verify_the_server_certificate() {
+    let pki = Pki::new();
+    Pki::issue(pki.dir.path(), "wrong-");
+    let read = |name: &str| std::fs::read_to_string(pki.path(name)).unwrap();
+    // This cluster takes TCP connections only over TLS (hostssl).
+    let Some(pg) = PrivatePostgres::start_with_tls(&read("server.pem"), &read("server.key")) else {
+        return;
+    };
+    let base = pg.url("postgres", SUPERUSER_PASSWORD);
+    let verified = |ca: &str| format!("{base}?sslmode=verify-full&sslrootcert={}", pki.path(ca));
+    let config = |url: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = format!("connect_timeout = 5\n\n{}", static_seal_config(&dir));
+        let path = config_file(dir.path(), url, &extra);
+        (dir, path)
+    };
+
+    // Storage: another CA's server, or no TLS at all, and secretd does not
+    // start, saying why.
+    for (url, says) in [
+        (verified("wrong-ca.pem"), "certificate"),
+        (format!("{base}?sslmode=disable"), "no encryption"),
+    ] {
+        let (_dir, path) = config(&url);
+        let mut child = std::process::Command::new(binary("secretd"))
+            .arg("server")
+            .arg("--config")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "secretd kept running with {url}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert!(!status.success(), "{url}");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+        assert!(!stderr.contains(SUPERUSER_PASSWORD), "{stderr}");
+    }
+
+    // The right CA: secretd serves from it.
+    let (_dir, path) = config(&verified("ca.pem"));
+    let server = Server::from_config_file(&path);
+    let root = initialize_static(&server).await;
+    let api = Api::new(&server.url, &root);
+    let (code, _) = api
+        .call("PUT", "secret/data/x", Some(json!({"data": {"v": 1}})))
+        .await;
+    assert_eq!(code, 200);
+
+    // The database engine's connection URL: refused with another CA's
+    // root, accepted and used with the right one.
+    assert_eq!(
+        api.call(
+            "POST",
+            "sys/mounts/database",
+            Some(json!({"type": "database"}))
+        )
+        .await
+        .0,
+        204
+    );
+    let templated = format!(
+        "postgres://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres",
+        pg.port
+    );
+    let engine_config = |ca: &str| {
+        json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": format!("{templated}?sslmode=verify-full&sslrootcert={}", pki.path(ca)),
+            "username": "postgres",
+            "password": SUPERUSER_PASSWORD,
+            "allowed_roles": "app",
+        })
+    };
+    let (code, body) = api
+        .call(
+            "POST",
+            "database/config/pg",
+            Some(engine_config("wrong-ca.pem")),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("certificate"), "{body}");
+    let (code, body) = api
+        .call("POST", "database/config/pg", Some(engine_config("ca.pem")))
+        .await;
+    assert!(code == 200 || code == 204, "{code} {body}");
+    let role = json!({
+        "db_name": "pg",
+        "default_ttl": "1h",
+        "creation_statements": "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}';",
+    });
+    assert_eq!(
+        api.call("POST", "database/roles/app", Some(role)).await.0,
+        204
+    );
+    let (code, creds) = api.call("GET", "database/creds/app", None).await;
+    assert_eq!(code, 200, "{creds}");
+    assert!(creds["data"]["username"].is_string());
 }

@@ -22,17 +22,39 @@ pub async fn read(body: Body, limit: usize) -> Result<Bytes, Error> {
     }
 }
 
+/// What a JSON body may hold beyond its size (Vault's listener limits of
+/// the same names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonLimits {
+    /// Deepest nesting of objects and arrays (`max_json_depth`).
+    pub max_depth: usize,
+    /// Most entries in one object (`max_json_object_entry_count`).
+    pub max_object_entries: usize,
+    /// Most elements in one array (`max_json_array_element_count`).
+    pub max_array_elements: usize,
+}
+
+impl Default for JsonLimits {
+    fn default() -> Self {
+        JsonLimits {
+            max_depth: 64,
+            max_object_entries: 10_000,
+            max_array_elements: 10_000,
+        }
+    }
+}
+
 /// A JSON object body, as Vault parses it whatever the Content-Type. An
 /// empty body is an empty object.
-pub fn parse_json_object(body: &[u8], max_depth: usize) -> Result<Map<String, Value>, Error> {
+pub fn parse_json_object(body: &[u8], limits: JsonLimits) -> Result<Map<String, Value>, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Error::invalid(format!("failed to decode JSON input: {e}")))?;
-    if depth_exceeds(&value, max_depth) {
+    if let Some(broken) = exceeded_limit(&value, limits) {
         return Err(Error::invalid(format!(
-            "failed to decode JSON input: nesting deeper than {max_depth} levels"
+            "failed to decode JSON input: {broken}"
         )));
     }
     match value {
@@ -45,21 +67,36 @@ pub fn parse_json_object(body: &[u8], max_depth: usize) -> Result<Map<String, Va
     }
 }
 
-/// Whether `value` nests deeper than `max` (checked without recursion).
-fn depth_exceeds(value: &Value, max: usize) -> bool {
+/// The first limit `value` breaks, said as a client should read it
+/// (checked without recursion).
+fn exceeded_limit(value: &Value, limits: JsonLimits) -> Option<String> {
     let mut stack = vec![(value, 1usize)];
     while let Some((v, depth)) = stack.pop() {
         let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) if items.len() > limits.max_array_elements => {
+                return Some(format!(
+                    "an array has {} elements, more than the {} allowed",
+                    items.len(),
+                    limits.max_array_elements
+                ));
+            }
+            Value::Object(map) if map.len() > limits.max_object_entries => {
+                return Some(format!(
+                    "an object has {} keys, more than the {} allowed",
+                    map.len(),
+                    limits.max_object_entries
+                ));
+            }
             Value::Array(items) => Box::new(items.iter()),
             Value::Object(map) => Box::new(map.values()),
             _ => continue,
         };
-        if depth > max {
-            return true;
+        if depth > limits.max_depth {
+            return Some(format!("nesting deeper than {} levels", limits.max_depth));
         }
         stack.extend(children.map(|c| (c, depth + 1)));
     }
-    false
+    None
 }
 
 /// Query parameters as request data (Vault passes them to GET, DELETE and
@@ -87,17 +124,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The default limits with this depth.
+    fn depth(max_depth: usize) -> JsonLimits {
+        JsonLimits {
+            max_depth,
+            ..JsonLimits::default()
+        }
+    }
+
     #[test]
     fn empty_body_is_an_empty_object() {
-        assert!(parse_json_object(b"", 8).unwrap().is_empty());
-        assert!(parse_json_object(b"  \n", 8).unwrap().is_empty());
-        assert!(parse_json_object(b"null", 8).unwrap().is_empty());
+        assert!(parse_json_object(b"", depth(8)).unwrap().is_empty());
+        assert!(parse_json_object(b"  \n", depth(8)).unwrap().is_empty());
+        assert!(parse_json_object(b"null", depth(8)).unwrap().is_empty());
     }
 
     #[test]
     fn non_objects_and_garbage_are_refused() {
         for bad in [&b"[1,2]"[..], b"\"x\"", b"{\"data\":", b"nul", b"{}}"] {
-            let err = parse_json_object(bad, 8).unwrap_err();
+            let err = parse_json_object(bad, depth(8)).unwrap_err();
             assert!(matches!(err, Error::InvalidRequest(_)), "{bad:?}");
         }
     }
@@ -109,16 +154,44 @@ mod tests {
             "{\"a\":".repeat(70),
             "1".to_owned() + &"}".repeat(70)
         );
-        assert!(parse_json_object(deep.as_bytes(), 64).is_err());
+        assert!(parse_json_object(deep.as_bytes(), depth(64)).is_err());
         let ok = format!(
             "{}{}",
             "{\"a\":".repeat(10),
             "1".to_owned() + &"}".repeat(10)
         );
-        assert!(parse_json_object(ok.as_bytes(), 64).is_ok());
+        assert!(parse_json_object(ok.as_bytes(), depth(64)).is_ok());
         // Far deeper than serde_json's own recursion limit: still a clean error.
         let very_deep = "[".repeat(100_000);
-        assert!(parse_json_object(very_deep.as_bytes(), 64).is_err());
+        assert!(parse_json_object(very_deep.as_bytes(), depth(64)).is_err());
+    }
+
+    #[test]
+    fn objects_and_arrays_are_counted() {
+        let limits = JsonLimits {
+            max_depth: 8,
+            max_object_entries: 3,
+            max_array_elements: 2,
+        };
+        assert!(parse_json_object(br#"{"a":1,"b":[1,2],"c":{"x":1,"y":2,"z":3}}"#, limits).is_ok());
+        for (body, says) in [
+            (
+                &br#"{"a":1,"b":2,"c":3,"d":4}"#[..],
+                "an object has 4 keys, more than the 3 allowed",
+            ),
+            (
+                br#"{"data":{"a":1,"b":2,"c":3,"d":4}}"#,
+                "an object has 4 keys",
+            ),
+            (
+                br#"{"a":[1,2,3]}"#,
+                "an array has 3 elements, more than the 2 allowed",
+            ),
+            (br#"{"a":[[],[{"k":[1,2,3]}]]}"#, "an array has 3 elements"),
+        ] {
+            let err = parse_json_object(body, limits).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
     }
 
     #[test]
@@ -143,12 +216,12 @@ mod tests {
     proptest! {
         #[test]
         fn json_parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let _ = parse_json_object(&bytes, 16);
+            let _ = parse_json_object(&bytes, depth(16));
         }
 
         #[test]
         fn json_like_input_never_panics(s in "[\\[\\]{}\":,0-9a-z ]{0,200}") {
-            let _ = parse_json_object(s.as_bytes(), 16);
+            let _ = parse_json_object(s.as_bytes(), depth(16));
         }
     }
 }

@@ -30,6 +30,7 @@ pub use ratelimit::{Rate, RateLimitSettings};
 
 pub use self::respond::error_response;
 
+pub use self::body::JsonLimits;
 /// The body and query parsers, for the fuzzers (`fuzz/`).
 #[cfg(feature = "testing")]
 pub use self::body::{parse_json_object, parse_query, query_flag};
@@ -39,8 +40,9 @@ pub use self::body::{parse_json_object, parse_query, query_flag};
 pub struct Limits {
     /// Largest request body, in bytes (413 beyond).
     pub max_request_size: usize,
-    /// Deepest JSON nesting accepted in a body (400 beyond).
-    pub max_json_depth: usize,
+    /// Nesting, object keys and array elements accepted in a JSON body
+    /// (400 beyond).
+    pub json: JsonLimits,
     /// Requests per client address and token, and logins per address
     /// (429 beyond).
     pub rate: RateLimitSettings,
@@ -50,7 +52,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_request_size: 1024 * 1024,
-            max_json_depth: 64,
+            json: JsonLimits::default(),
             rate: RateLimitSettings::default(),
         }
     }
@@ -154,7 +156,7 @@ async fn answer(app: &AppState, request: HttpRequest<Body>) -> HttpResponse {
     let data = match operation {
         Operation::Write | Operation::Patch => {
             match body::read(body, app.limits.max_request_size).await {
-                Ok(bytes) => body::parse_json_object(&bytes, app.limits.max_json_depth),
+                Ok(bytes) => body::parse_json_object(&bytes, app.limits.json),
                 Err(err) => Err(err),
             }
         }

@@ -69,7 +69,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     request_body: Body,
 ) -> Result<T, Error> {
     let bytes = body::read(request_body, app.limits.max_request_size).await?;
-    let map = body::parse_json_object(&bytes, app.limits.max_json_depth)?;
+    let map = body::parse_json_object(&bytes, app.limits.json)?;
     serde_json::from_value(serde_json::Value::Object(map))
         .map_err(|e| Error::invalid(format!("failed to decode JSON input: {e}")))
 }

@@ -16,6 +16,8 @@ pub struct PrivatePostgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
+    /// `-c` settings beyond the port and socket directory.
+    settings: &'static str,
 }
 
 fn bin_dir() -> Option<PathBuf> {
@@ -58,6 +60,16 @@ fn skip(why: &str) -> Option<PrivatePostgres> {
 
 impl PrivatePostgres {
     pub fn start() -> Option<PrivatePostgres> {
+        Self::start_with(None)
+    }
+
+    /// A cluster that takes only TLS connections over TCP (`hostssl` in
+    /// pg_hba.conf), with this certificate chain and key (PEM).
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> Option<PrivatePostgres> {
+        Self::start_with(Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(tls: Option<(&str, &str)>) -> Option<PrivatePostgres> {
         let Some(bin) = bin_dir() else {
             return skip("no PostgreSQL binaries under /usr/lib/postgresql");
         };
@@ -94,8 +106,30 @@ impl PrivatePostgres {
         if !init.as_ref().is_ok_and(|o| o.status.success()) {
             return skip(&format!("initdb failed: {init:?}"));
         }
+        let settings = match tls {
+            None => "",
+            Some((cert, key)) => {
+                std::fs::write(data.join("server.crt"), cert).ok()?;
+                std::fs::write(data.join("server.key"), key).ok()?;
+                std::fs::write(
+                    data.join("pg_hba.conf"),
+                    "local all all scram-sha-256\n\
+                     hostssl all all 127.0.0.1/32 scram-sha-256\n",
+                )
+                .ok()?;
+                let _ = Command::new("chown")
+                    .args(["-R", "postgres"])
+                    .arg(&data)
+                    .status();
+                let _ = Command::new("chmod")
+                    .arg("600")
+                    .arg(data.join("server.key"))
+                    .status();
+                " -c ssl=on"
+            }
+        };
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{settings}",
             dir.path().display()
         );
         let log = dir.path().join("log");
@@ -116,7 +150,12 @@ impl PrivatePostgres {
         if !start.as_ref().is_ok_and(|o| o.status.success()) {
             return skip(&format!("pg_ctl start failed: {start:?}"));
         }
-        Some(PrivatePostgres { dir, bin, port })
+        Some(PrivatePostgres {
+            dir,
+            bin,
+            port,
+            settings,
+        })
     }
 
     /// A URL for `user` with `password` to the `postgres` database.
@@ -150,9 +189,10 @@ impl PrivatePostgres {
     /// Starts it again on the same port after [`PrivatePostgres::stop`].
     pub fn restart(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off{}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.settings
         );
         let log = self.dir.path().join("log");
         let log = log.to_str().unwrap_or_default().to_owned();

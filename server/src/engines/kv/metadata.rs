@@ -60,7 +60,7 @@ impl Kv<'_> {
     ) -> Result<Response, Error> {
         let mut fields = Fields::new(req.data);
         let mut update = KvMetadataUpdate {
-            max_versions: fields.u32("max_versions")?,
+            max_versions: super::max_versions(&mut fields)?,
             cas_required: fields.bool("cas_required")?,
             delete_version_after: fields.duration("delete_version_after")?,
             custom_metadata: None,

@@ -24,6 +24,21 @@ const MAX_CUSTOM_KEYS: usize = 64;
 const MAX_CUSTOM_KEY_LEN: usize = 128;
 const MAX_CUSTOM_VALUE_LEN: usize = 512;
 
+/// The most versions one key may keep. Vault has no such bound; without
+/// one a `max_versions` of four billion lets one key's history fill the
+/// database.
+pub const MAX_VERSIONS_LIMIT: u32 = 1000;
+
+/// `max_versions` from a request, refused above [`MAX_VERSIONS_LIMIT`].
+fn max_versions(fields: &mut Fields<'_>) -> Result<Option<u32>, Error> {
+    match fields.u32("max_versions")? {
+        Some(n) if n > MAX_VERSIONS_LIMIT => Err(Error::invalid(format!(
+            "max_versions is {n}, but a key keeps at most {MAX_VERSIONS_LIMIT} versions"
+        ))),
+        other => Ok(other),
+    }
+}
+
 pub struct KvBackend;
 
 #[async_trait]
@@ -146,7 +161,7 @@ impl Kv<'_> {
     async fn write_config(&self, req: &BackendRequest<'_>) -> Result<Response, Error> {
         let mut fields = Fields::new(req.data);
         let mut config = self.config().await?;
-        if let Some(max) = fields.u32("max_versions")? {
+        if let Some(max) = max_versions(&mut fields)? {
             config.max_versions = max;
         }
         if let Some(cas) = fields.bool("cas_required")? {

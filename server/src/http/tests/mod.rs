@@ -666,6 +666,70 @@ async fn bad_input_gets_clear_4xx_answers() {
         .unwrap();
     assert_eq!(app.send_raw(req).await.status, StatusCode::BAD_REQUEST);
 
+    // Too many keys in a secret, or elements in an array: 400, saying so.
+    let fields: serde_json::Map<String, Value> =
+        (0..10_001).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let r = app
+        .root("PUT", "/v1/secret/data/wide", Some(json!({"data": fields})))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        errors(&r),
+        ["failed to decode JSON input: an object has 10001 keys, more than the 10000 allowed"]
+    );
+    let long_list = json!({"data": {"v": vec![0; 10_001]}});
+    let r = app
+        .root("PUT", "/v1/secret/data/wide", Some(long_list))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        errors(&r)[0].contains("an array has 10001 elements"),
+        "{:?}",
+        r.body
+    );
+    let r = app
+        .root(
+            "PUT",
+            "/v1/sys/policies/acl/wide",
+            Some(json!({"policy": "", "x": vec![0; 10_001]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "every path, not only KV");
+    // A key's history is bounded: more than 1000 versions is refused.
+    for (path, body) in [
+        ("/v1/secret/config", json!({"max_versions": 1001})),
+        (
+            "/v1/secret/metadata/wide",
+            json!({"max_versions": 1_000_000}),
+        ),
+    ] {
+        let r = app.root("POST", path, Some(body)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(
+            errors(&r)[0].contains("at most 1000 versions"),
+            "{:?}",
+            r.body
+        );
+    }
+    let r = app
+        .root(
+            "POST",
+            "/v1/secret/config",
+            Some(json!({"max_versions": 1000})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = app.root("GET", "/v1/secret/config", None).await;
+    assert_eq!(r.body["data"]["max_versions"], 1000);
+    let r = app
+        .root(
+            "POST",
+            "/v1/secret/config",
+            Some(json!({"max_versions": 0})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+
     app.limits.max_request_size = 4096;
     let huge = json!({"data": {"v": "x".repeat(5000)}});
     let r = app.root("POST", "/v1/secret/data/huge", Some(huge)).await;
