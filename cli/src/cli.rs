@@ -393,6 +393,8 @@ pub enum OperatorCommand {
     Rotate,
     /// Print the key term and rewrap progress.
     KeyStatus,
+    /// List the nodes serving the same database (sys/ha-status).
+    Members,
 }
 
 /// `operator init`.

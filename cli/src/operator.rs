@@ -1,8 +1,9 @@
-//! Operator commands: init, unseal, seal, rotate, key-status, and status.
+//! Operator commands: init, unseal, seal, rotate, key-status, members,
+//! and status.
 
 use std::io::{BufRead, IsTerminal};
 
-use secretd_client::wire::{InitResponse, KeyStatus, Leader, SealStatus};
+use secretd_client::wire::{HaStatus, InitResponse, KeyStatus, Leader, SealStatus};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -34,6 +35,11 @@ pub async fn run(ctx: &Ctx, command: OperatorCommand) -> Result<u8, Failure> {
         OperatorCommand::KeyStatus => {
             let status = sys.key_status().await.doing("reading the key status")?;
             ctx.print(&key_status_report(&status))?;
+            Ok(EXIT_OK)
+        }
+        OperatorCommand::Members => {
+            let status = sys.ha_status().await.doing("listing the nodes")?;
+            ctx.print(&members_report(&status))?;
             Ok(EXIT_OK)
         }
     }
@@ -206,10 +212,93 @@ pub fn key_status_report(status: &KeyStatus) -> Report {
     }
 }
 
+/// `operator members`: one row per node, as `vault operator members`.
+pub fn members_report(status: &HaStatus) -> Report {
+    let columns = [
+        "Host Name",
+        "API Address",
+        "Active Node",
+        "Sealed",
+        "Version",
+        "Last Echo",
+    ];
+    let rows = status
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.hostname.clone(),
+                n.api_address.clone(),
+                n.active_node.to_string(),
+                n.sealed.to_string(),
+                n.version.clone(),
+                n.last_echo.clone().unwrap_or_else(|| "n/a".into()),
+            ]
+        })
+        .collect();
+    Report {
+        json: serde_json::to_value(status).unwrap_or(Value::Null),
+        blocks: vec![Block::Grid(
+            columns.iter().map(|c| (*c).to_owned()).collect(),
+            rows,
+        )],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::output::Format;
+
+    #[test]
+    fn members_are_one_row_each() {
+        let status = HaStatus {
+            nodes: vec![
+                secretd_client::wire::HaNode {
+                    hostname: "a".into(),
+                    api_address: "https://a:8200".into(),
+                    active_node: true,
+                    version: "0.1.0".into(),
+                    ..Default::default()
+                },
+                secretd_client::wire::HaNode {
+                    hostname: "b".into(),
+                    api_address: "https://b:8200".into(),
+                    last_echo: Some("2026-11-24T04:00:00Z".into()),
+                    sealed: true,
+                    version: "0.1.0".into(),
+                    ..Default::default()
+                },
+            ],
+        };
+        let text = members_report(&status).render(Format::Table, None).unwrap();
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert!(
+            lines.contains(&vec![
+                "a",
+                "https://a:8200",
+                "true",
+                "false",
+                "0.1.0",
+                "n/a"
+            ]),
+            "{text}"
+        );
+        assert!(
+            lines.contains(&vec![
+                "b",
+                "https://b:8200",
+                "false",
+                "true",
+                "0.1.0",
+                "2026-11-24T04:00:00Z"
+            ]),
+            "{text}"
+        );
+    }
 
     fn sealed() -> SealStatus {
         SealStatus {

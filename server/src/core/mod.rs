@@ -11,6 +11,7 @@ mod error;
 mod fields;
 pub mod leases;
 pub mod mounts;
+pub mod nodes;
 pub mod path;
 mod policies;
 mod request;
@@ -79,6 +80,7 @@ pub struct Core {
     acls: policies::AclCache,
     audit: crate::audit::Broker,
     metrics: crate::metrics::Metrics,
+    node: nodes::NodeIdentity,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -107,6 +109,7 @@ impl Core {
             acls: policies::AclCache::default(),
             audit: crate::audit::Broker::new(metrics.audit_failures()),
             metrics,
+            node: nodes::NodeIdentity::new(),
             tasks: Mutex::new(Vec::new()),
         })
     }
@@ -164,8 +167,10 @@ impl Core {
         let expiry = tokio::spawn(async move { core.run_lease_expiry().await });
         let core = Arc::clone(self);
         let schedules = tokio::spawn(async move { core.run_schedules().await });
+        let core = Arc::clone(self);
+        let heartbeat = tokio::spawn(async move { core.run_heartbeat().await });
         if let Ok(mut tasks) = self.tasks.lock() {
-            tasks.extend([rewrap, refresh, cleanup, expiry, schedules]);
+            tasks.extend([rewrap, refresh, cleanup, expiry, schedules, heartbeat]);
         }
         Ok(())
     }

@@ -973,6 +973,50 @@ pub async fn policies_round_trip(s: &Storage) {
     assert_eq!(s.policy_names().await.unwrap(), vec!["ops"]);
 }
 
+pub async fn nodes_are_listed_until_they_expire(s: &Storage) {
+    let node = |id: &str, last_seen: UnixNanos| NodeRecord {
+        id: id.to_owned(),
+        hostname: format!("host-{id}"),
+        api_address: format!("https://host-{id}:8200"),
+        version: "1.0.0".to_owned(),
+        sealed: id == "b",
+        started_at: 5,
+        last_seen,
+    };
+    s.put_node(&node("a", 100)).await.unwrap();
+    s.put_node(&node("b", 200)).await.unwrap();
+    s.put_node(&node("c", 300)).await.unwrap();
+    // A heartbeat moves last_seen (and what may change), not started_at.
+    let mut again = node("a", 400);
+    again.started_at = 99;
+    again.sealed = true;
+    s.put_node(&again).await.unwrap();
+    let listed = s.nodes(200).await.unwrap();
+    assert_eq!(
+        listed,
+        vec![
+            NodeRecord {
+                started_at: 5,
+                ..again.clone()
+            },
+            node("b", 200),
+            node("c", 300),
+        ]
+    );
+    assert_eq!(s.nodes(301).await.unwrap().len(), 1);
+    assert_eq!(s.delete_nodes_seen_before(300).await.unwrap(), 1);
+    assert!(s.delete_node("c").await.unwrap());
+    assert!(!s.delete_node("c").await.unwrap());
+    let left: Vec<String> = s
+        .nodes(0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(left, ["a"]);
+}
+
 pub async fn every_cached_change_is_counted(s: &Storage) {
     async fn versions(s: &Storage) -> std::collections::BTreeMap<String, u64> {
         s.change_counters().await.unwrap().into_iter().collect()

@@ -449,6 +449,21 @@ pub struct PolicyRecord {
     pub updated_at: UnixNanos,
 }
 
+/// A node serving this database, as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Random, new at every start.
+    pub id: String,
+    pub hostname: String,
+    /// Where clients reach it (`api_addr`).
+    pub api_address: String,
+    pub version: String,
+    pub sealed: bool,
+    pub started_at: UnixNanos,
+    /// When it last wrote this row, on its own clock.
+    pub last_seen: UnixNanos,
+}
+
 /// An enabled audit device. `options` is the device's options as JSON;
 /// `hmac_key` its HMAC key, sealed under the record name of
 /// `audit::key_name`, or `None` if its data key is missing from a damaged
@@ -736,6 +751,15 @@ delegate! {
     /// that changes its table, in the same transaction.
     fn change_counters(&self) -> Result<Vec<(String, u64)>>;
 
+    /// Creates or refreshes a node's row (its heartbeat).
+    fn put_node(&self, node: &NodeRecord) -> Result<()>;
+    /// The nodes seen at or after `since`, by id.
+    fn nodes(&self, since: UnixNanos) -> Result<Vec<NodeRecord>>;
+    /// Deletes a node's row; false if there was none.
+    fn delete_node(&self, id: &str) -> Result<bool>;
+    /// Deletes the rows of nodes last seen before `before`.
+    fn delete_nodes_seen_before(&self, before: UnixNanos) -> Result<u64>;
+
     /// The stored policy with this name.
     fn policy(&self, name: &str) -> Result<Option<PolicyRecord>>;
     /// The names of every stored policy.
@@ -914,10 +938,12 @@ mod conformance_tests {
         renewal_moves_the_expiry_of_live_tokens_only,
         policies_round_trip,
         every_cached_change_is_counted,
+        nodes_are_listed_until_they_expire,
         audit_devices_round_trip,
         mount_entries_are_sealed_records_that_die_with_their_mount,
         leases_round_trip_and_list_by_prefix,
         renewal_stops_at_expiry_and_at_revocation,
+        a_reserved_lease_settles_only_if_untouched,
         due_leases_are_claimed_once_and_taken_over_after_the_deadline,
         failed_revocations_back_off_then_become_irrevocable,
         lease_stats_count_by_role_and_find_the_most_overdue,

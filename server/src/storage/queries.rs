@@ -532,6 +532,76 @@ macro_rules! impl_queries {
                     .collect())
             }
 
+            pub async fn put_node(&self, node: &$crate::storage::NodeRecord) -> Result<()> {
+                let node = node.clone();
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            sqlx::query(sql::UPSERT_NODE)
+                                .bind(&node.id)
+                                .bind(&node.hostname)
+                                .bind(&node.api_address)
+                                .bind(&node.version)
+                                .bind(node.sealed)
+                                .bind(node.started_at)
+                                .bind(node.last_seen)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(TxOutcome::commit(()))
+                        })
+                    }),
+                )
+                .await
+            }
+
+            pub async fn nodes(
+                &self,
+                since: UnixNanos,
+            ) -> Result<Vec<$crate::storage::NodeRecord>> {
+                let rows: Vec<rows::NodeRow> = sqlx::query_as(sql::SELECT_NODES)
+                    .bind(since)
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows.into_iter().map(rows::NodeRow::into_record).collect())
+            }
+
+            pub async fn delete_node(&self, id: &str) -> Result<bool> {
+                self.delete_nodes(sql::DELETE_NODE, id.to_owned())
+                    .await
+                    .map(|n| n > 0)
+            }
+
+            pub async fn delete_nodes_seen_before(&self, before: UnixNanos) -> Result<u64> {
+                self.delete_nodes(sql::DELETE_NODES_SEEN_BEFORE, before)
+                    .await
+            }
+
+            /// One statement deleting node rows, with one parameter.
+            async fn delete_nodes<T>(&self, statement: &'static str, arg: T) -> Result<u64>
+            where
+                T: for<'q> sqlx::Encode<'q, <Conn as sqlx::Connection>::Database>
+                    + sqlx::Type<<Conn as sqlx::Connection>::Database>
+                    + Send
+                    + Sync
+                    + 'static,
+            {
+                self.write(
+                    Touched::Nothing,
+                    job(move |conn| {
+                        Box::pin(async move {
+                            let done = sqlx::query(statement)
+                                .bind(arg)
+                                .execute(&mut *conn)
+                                .await?
+                                .rows_affected();
+                            Ok(TxOutcome::commit(done))
+                        })
+                    }),
+                )
+                .await
+            }
+
             pub async fn policy_names(&self) -> Result<Vec<String>> {
                 let rows: Vec<(String,)> = sqlx::query_as(sql::SELECT_POLICY_NAMES)
                     .fetch_all(self.reader())

@@ -399,6 +399,31 @@ pub(super) struct PolicyRow {
 }
 
 #[derive(sqlx::FromRow)]
+pub(super) struct NodeRow {
+    id: String,
+    hostname: String,
+    api_address: String,
+    version: String,
+    sealed: bool,
+    started_at: i64,
+    last_seen: i64,
+}
+
+impl NodeRow {
+    pub(super) fn into_record(self) -> super::NodeRecord {
+        super::NodeRecord {
+            id: self.id,
+            hostname: self.hostname,
+            api_address: self.api_address,
+            version: self.version,
+            sealed: self.sealed,
+            started_at: self.started_at,
+            last_seen: self.last_seen,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
 pub(super) struct AuditDeviceRow {
     path: String,
     uuid: String,

@@ -85,6 +85,15 @@ pub(super) const SWEEP_REVOKED: &str = "DELETE FROM tokens WHERE hash IN (SELECT
     WHERE c.parent = t.hash AND NOT c.revoked) \
     AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.token_hash = t.hash) LIMIT $1)";
 
+pub(super) const UPSERT_NODE: &str = "INSERT INTO nodes (id, hostname, api_address, version, \
+    sealed, started_at, last_seen) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE \
+    SET hostname = excluded.hostname, api_address = excluded.api_address, \
+    version = excluded.version, sealed = excluded.sealed, last_seen = excluded.last_seen";
+pub(super) const SELECT_NODES: &str = "SELECT id, hostname, api_address, version, sealed, \
+    started_at, last_seen FROM nodes WHERE last_seen >= $1 ORDER BY id";
+pub(super) const DELETE_NODE: &str = "DELETE FROM nodes WHERE id = $1";
+pub(super) const DELETE_NODES_SEEN_BEFORE: &str = "DELETE FROM nodes WHERE last_seen < $1";
+
 pub(super) const SELECT_POLICY: &str =
     "SELECT name, policy, version, created_at, updated_at FROM policies WHERE name = $1";
 pub(super) const SELECT_POLICY_NAMES: &str = "SELECT name FROM policies ORDER BY name";

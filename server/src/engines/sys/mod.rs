@@ -13,7 +13,7 @@ pub mod rotate;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use secretd_client::wire::{KeyStatus, MountOutput, UiMount};
+use secretd_client::wire::{HaNode, HaStatus, KeyStatus, MountOutput, UiMount};
 use serde_json::{Map, Value};
 
 use self::policies::Subject;
@@ -89,6 +89,7 @@ impl Backend for SysBackend {
         }
         match (path, req.operation) {
             ("metrics", Read) => metrics(core, req).await,
+            ("ha-status", Read) => ha_status(core).await,
             ("mounts", Read) => Ok(data(mounts_of_kind(core, MountKind::Secret))),
             ("auth", Read) => Ok(data(mounts_of_kind(core, MountKind::Auth))),
             ("capabilities", Write) => policies::capabilities(core, req, Subject::Token).await,
@@ -119,6 +120,7 @@ impl Backend for SysBackend {
             }
             (
                 "metrics"
+                | "ha-status"
                 | "mounts"
                 | "auth"
                 | "capabilities"
@@ -243,6 +245,26 @@ async fn tune(
         }
         _ => Err(Error::UnsupportedOperation),
     }
+}
+
+/// `sys/ha-status`: the nodes serving this database (`core/nodes.rs`).
+async fn ha_status(core: &Core) -> Result<Response, Error> {
+    let nodes = core.cluster_nodes().await?;
+    Ok(Response::data(HaStatus {
+        nodes: nodes
+            .into_iter()
+            .map(|node| HaNode {
+                hostname: node.record.hostname,
+                api_address: node.record.api_address,
+                cluster_address: String::new(),
+                active_node: !node.record.sealed,
+                last_echo: (!node.is_self).then(|| rfc3339(node.record.last_seen)),
+                version: node.record.version,
+                sealed: node.record.sealed,
+                started_at: rfc3339(node.record.started_at),
+            })
+            .collect(),
+    }))
 }
 
 /// `sys/metrics?format=prometheus`: every series in the Prometheus text

@@ -97,6 +97,7 @@ mod ldap;
 mod leases;
 mod login;
 mod metrics;
+mod nodes;
 mod rotation;
 
 impl App {
