@@ -4,8 +4,10 @@
 //! snapshot of secrets.
 //!
 //! Asserts: nothing panics, and every render ends (the environment's fuel
-//! bounds it; `run.sh` gives libFuzzer a timeout). Templates with `*` are
-//! skipped: see below.
+//! bounds it; `run.sh` gives libFuzzer a timeout). Fuel does not bound
+//! memory: `run.sh` runs this target in fork mode, where an out-of-memory
+//! (a value doubled again and again) is recorded and the run goes on.
+//! Templates with `*` are skipped: see below.
 #![no_main]
 
 use std::collections::BTreeMap;
