@@ -8,13 +8,15 @@
 //! are broadcast between nodes.
 //!
 //! A reader fills the cache with a row it read from the database; a write
-//! may have changed that row in the meantime. To never keep such a stale
-//! row, writers bump an epoch after committing and before removing the
-//! entry, and a reader that sees the epoch move while it was filling
-//! removes its own entry again.
+//! may change that row in the meantime. The writer brackets each commit:
+//! before it, [`RowCache::begin_commit`] drops what the batch may change
+//! and holds off fills of those rows; after it, [`RowCache::end_commit`]
+//! lets them in again. Both move an epoch, and a fill is kept only if the
+//! epoch has not moved since its reader looked: a row read before or
+//! during a commit is never kept. So a cached row is never older than the
+//! database, not even between the COMMIT and the end of the bracket.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
@@ -50,7 +52,16 @@ impl Weighter<KvKey, Arc<KvVersionRead>> for KvWeight {
 pub struct RowCache {
     tokens: Cache<Vec<u8>, Arc<TokenRecord>>,
     kv_latest: Cache<KvKey, Arc<KvVersionRead>, KvWeight>,
-    epoch: AtomicU64,
+    fills: Mutex<Fills>,
+}
+
+/// What decides whether a fill may be kept; changed only under the lock.
+#[derive(Default)]
+struct Fills {
+    /// Moves at the start and the end of every commit.
+    epoch: u64,
+    /// What the batch being committed may change (empty between commits).
+    committing: Vec<Touched>,
 }
 
 impl RowCache {
@@ -58,13 +69,38 @@ impl RowCache {
         RowCache {
             tokens: Cache::new(TOKEN_CAPACITY),
             kv_latest: Cache::with_weighter(KV_ITEMS, KV_BYTES, KvWeight),
-            epoch: AtomicU64::new(0),
+            fills: Mutex::new(Fills::default()),
         }
+    }
+
+    fn fills(&self) -> MutexGuard<'_, Fills> {
+        // Nothing under the lock can panic half-way; a poisoned lock holds
+        // a consistent state.
+        self.fills.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Read before going to the database; pass to the `fill_*` call.
     pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::Acquire)
+        self.fills().epoch
+    }
+
+    /// Before a batch commits: drops every row it may change, and keeps
+    /// fills of those rows out until [`RowCache::end_commit`].
+    pub fn begin_commit(&self, touched: impl IntoIterator<Item = Touched>) {
+        let mut fills = self.fills();
+        fills.epoch += 1;
+        fills.committing.extend(touched);
+        for touched in &fills.committing {
+            touched.drop_from(self);
+        }
+    }
+
+    /// After the batch committed or failed: rows may be filled again, by
+    /// reads that start from now on.
+    pub fn end_commit(&self) {
+        let mut fills = self.fills();
+        fills.epoch += 1;
+        fills.committing.clear();
     }
 
     pub fn token(&self, hash: &[u8]) -> Option<TokenRecord> {
@@ -72,17 +108,16 @@ impl RowCache {
     }
 
     pub fn fill_token(&self, seen_epoch: u64, record: &TokenRecord) {
-        self.tokens
-            .insert(record.hash.clone(), Arc::new(record.clone()));
-        if self.epoch() != seen_epoch {
-            self.tokens.remove(&record.hash);
+        let fills = self.fills();
+        if fills.epoch == seen_epoch
+            && !fills
+                .committing
+                .iter()
+                .any(|t| t.covers_token(&record.hash))
+        {
+            self.tokens
+                .insert(record.hash.clone(), Arc::new(record.clone()));
         }
-    }
-
-    /// After a committed change to the token with this hash.
-    pub fn invalidate_token(&self, hash: &[u8]) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.tokens.remove(hash);
     }
 
     pub fn kv_latest(&self, mount: &str, path: &str) -> Option<KvVersionRead> {
@@ -92,37 +127,20 @@ impl RowCache {
     }
 
     pub fn fill_kv_latest(&self, seen_epoch: u64, mount: &str, path: &str, read: &KvVersionRead) {
-        let key = (mount.to_owned(), path.to_owned());
-        self.kv_latest.insert(key.clone(), Arc::new(read.clone()));
-        if self.epoch() != seen_epoch {
-            self.kv_latest.remove(&key);
+        let fills = self.fills();
+        if fills.epoch == seen_epoch && !fills.committing.iter().any(|t| t.covers_kv(mount, path)) {
+            self.kv_latest
+                .insert((mount.to_owned(), path.to_owned()), Arc::new(read.clone()));
         }
-    }
-
-    /// After revocations, which may have touched any token.
-    pub fn invalidate_all_tokens(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.tokens.clear();
-    }
-
-    /// After a committed change to a KV key.
-    pub fn invalidate_kv(&self, mount: &str, path: &str) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.kv_latest.remove(&(mount.to_owned(), path.to_owned()));
-    }
-
-    /// After a change that touches many keys (an unmount, a rewrap).
-    pub fn invalidate_all_kv(&self) {
-        self.epoch.fetch_add(1, Ordering::AcqRel);
-        self.kv_latest.clear();
     }
 }
 
 /// What a write transaction may change, so that the cache can drop it.
 ///
-/// The writer applies it after the transaction commits, whether or not the
-/// caller is still waiting: a request cancelled mid-write must not leave a
-/// stale row behind.
+/// The writer applies it around the commit, whether or not the caller is
+/// still waiting: a request cancelled mid-write must not leave a stale row
+/// behind.
+#[derive(Clone)]
 pub enum Touched {
     Nothing,
     Kv {
@@ -145,18 +163,38 @@ impl Touched {
         }
     }
 
-    /// Drops from `cache` whatever the write may have changed.
-    pub fn invalidate(&self, cache: &RowCache) {
+    /// Drops from `cache` whatever the write may change.
+    fn drop_from(&self, cache: &RowCache) {
         match self {
             Touched::Nothing => {}
-            Touched::Kv { mount, path } => cache.invalidate_kv(mount, path),
-            Touched::AllKv => cache.invalidate_all_kv(),
-            Touched::Token(hash) => cache.invalidate_token(hash),
-            Touched::AllTokens => cache.invalidate_all_tokens(),
-            Touched::AllKvAndTokens => {
-                cache.invalidate_all_kv();
-                cache.invalidate_all_tokens();
+            Touched::Kv { mount, path } => {
+                cache.kv_latest.remove(&(mount.clone(), path.clone()));
             }
+            Touched::AllKv => cache.kv_latest.clear(),
+            Touched::Token(hash) => {
+                cache.tokens.remove(hash);
+            }
+            Touched::AllTokens => cache.tokens.clear(),
+            Touched::AllKvAndTokens => {
+                cache.kv_latest.clear();
+                cache.tokens.clear();
+            }
+        }
+    }
+
+    fn covers_kv(&self, m: &str, p: &str) -> bool {
+        match self {
+            Touched::Kv { mount, path } => mount == m && path == p,
+            Touched::AllKv | Touched::AllKvAndTokens => true,
+            Touched::Nothing | Touched::Token(_) | Touched::AllTokens => false,
+        }
+    }
+
+    fn covers_token(&self, h: &[u8]) -> bool {
+        match self {
+            Touched::Token(hash) => hash == h,
+            Touched::AllTokens | Touched::AllKvAndTokens => true,
+            Touched::Nothing | Touched::Kv { .. } | Touched::AllKv => false,
         }
     }
 }
@@ -170,7 +208,7 @@ impl Default for RowCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{KvVersionRecord, TokenRecord};
+    use crate::storage::KvVersionRecord;
 
     fn read(version: u64) -> KvVersionRead {
         KvVersionRead {
@@ -186,32 +224,72 @@ mod tests {
         }
     }
 
+    /// One whole commit of a batch that touched these.
+    fn commit(cache: &RowCache, touched: &[Touched]) {
+        cache.begin_commit(touched.iter().cloned());
+        cache.end_commit();
+    }
+
     #[test]
     fn a_fill_that_raced_a_write_does_not_stay() {
         let cache = RowCache::new();
         let seen = cache.epoch();
-        // A write commits and invalidates while the reader is still reading.
-        cache.invalidate_kv("m", "p");
+        // A write commits while the reader is still reading.
+        commit(&cache, &[Touched::kv("m", "p")]);
         cache.fill_kv_latest(seen, "m", "p", &read(1));
         assert!(cache.kv_latest("m", "p").is_none());
         // A fill with a current epoch stays until the next write.
         let seen = cache.epoch();
         cache.fill_kv_latest(seen, "m", "p", &read(2));
         assert_eq!(cache.kv_latest("m", "p").unwrap().current_version, 2);
-        cache.invalidate_kv("m", "p");
+        commit(&cache, &[Touched::kv("m", "p")]);
         assert!(cache.kv_latest("m", "p").is_none());
+    }
+
+    /// Between the COMMIT and the end of the bracket the database already
+    /// has the new row: the cache must not hand out the old one then.
+    #[test]
+    fn no_row_is_cached_while_a_commit_that_changes_it_runs() {
+        let cache = RowCache::new();
+        cache.fill_kv_latest(cache.epoch(), "m", "p", &read(1));
+        cache.fill_kv_latest(cache.epoch(), "m", "other", &read(1));
+        let before = cache.epoch();
+        cache.begin_commit([Touched::kv("m", "p")]);
+        assert!(cache.kv_latest("m", "p").is_none(), "dropped before COMMIT");
+        assert!(cache.kv_latest("m", "other").is_some(), "others stay");
+        // Reads during the commit: the touched row is never filled, not
+        // with an epoch from before the commit nor from during it.
+        let during = cache.epoch();
+        cache.fill_kv_latest(before, "m", "p", &read(1));
+        cache.fill_kv_latest(during, "m", "p", &read(1));
+        assert!(cache.kv_latest("m", "p").is_none());
+        cache.fill_kv_latest(during, "m", "third", &read(1));
+        assert!(
+            cache.kv_latest("m", "third").is_some(),
+            "untouched rows fill"
+        );
+        cache.end_commit();
+        // A read that started during the commit may have seen the old row.
+        cache.fill_kv_latest(during, "m", "p", &read(1));
+        assert!(cache.kv_latest("m", "p").is_none());
+        cache.fill_kv_latest(cache.epoch(), "m", "p", &read(2));
+        assert_eq!(cache.kv_latest("m", "p").unwrap().current_version, 2);
     }
 
     #[test]
     fn tokens_are_cached_and_invalidated() {
         let cache = RowCache::new();
         let token = crate::auth::token::root_token_record(vec![1], "a".into(), 0);
-        let seen = cache.epoch();
-        cache.fill_token(seen, &token);
+        cache.fill_token(cache.epoch(), &token);
         assert_eq!(cache.token(&[1]).unwrap(), token);
-        cache.invalidate_token(&[1]);
+        cache.begin_commit([Touched::Token(vec![1])]);
         assert!(cache.token(&[1]).is_none());
-        let _ = TokenRecord::clone(&token);
+        cache.fill_token(cache.epoch(), &token);
+        assert!(cache.token(&[1]).is_none(), "not while it is committed");
+        cache.end_commit();
+        cache.fill_token(cache.epoch(), &token);
+        commit(&cache, &[Touched::AllTokens]);
+        assert!(cache.token(&[1]).is_none());
     }
 
     #[test]
@@ -219,7 +297,7 @@ mod tests {
         let cache = RowCache::new();
         cache.fill_kv_latest(cache.epoch(), "m", "a", &read(1));
         cache.fill_kv_latest(cache.epoch(), "n", "b", &read(1));
-        cache.invalidate_all_kv();
+        commit(&cache, &[Touched::AllKv]);
         assert!(cache.kv_latest("m", "a").is_none() && cache.kv_latest("n", "b").is_none());
     }
 }

@@ -317,16 +317,16 @@ async fn run_writer(
             };
         }
         if !batch.is_empty() {
+            // The rows the batch changes leave the cache before the COMMIT
+            // and may come back only after it (cache.rs); also around a
+            // failed batch, which costs nothing but cache misses.
+            cache.begin_commit(batch.iter().map(|write| write.touched().clone()));
             let failure = writer.commit(&mut batch).await.err();
+            cache.end_commit();
             if let Some(failure) = &failure
                 && let Some(suppressed) = FAILED_BATCH_LOG.admit()
             {
                 tracing::warn!(error = %failure, writes = batch.len(), suppressed, "a batch of writes failed");
-            }
-            // After the commit and before anyone is answered; also after a
-            // failed batch, which costs nothing but a cache miss.
-            for write in &batch {
-                write.touched().invalidate(&cache);
             }
             for write in batch.drain(..) {
                 write.finish(failure.as_deref());
