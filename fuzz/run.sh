@@ -44,11 +44,12 @@ fuzz_run() {
 # It runs in fork mode, where a child that runs out of memory is recorded
 # and the run goes on; a crash or a timeout still stops it. Fork mode
 # exits with the last child's code, so 71 (an out-of-memory) is a pass
-# too. It also skips inputs of the corpus that crash, so the corpus is
-# replayed first, in one process.
+# too. It also skips inputs of the corpus that crash, so the committed
+# seeds are replayed first, in one process.
 fuzz_templates() {
   local target=$1
-  fuzz_run "$target" -runs=0 -rss_limit_mb=512 || return 1
+  cargo fuzz run "${flags[@]}" "$target" "corpus/$target" -- \
+    -runs=0 -timeout=10 -rss_limit_mb=512 2>"$CARGO_TARGET_DIR/$target.log" || return 1
   fuzz_run "$target" -max_total_time="$seconds" -rss_limit_mb=512 \
     -fork=1 -ignore_ooms=1 -ignore_timeouts=0 -ignore_crashes=0 && return 0
   grep -q '^INFO: exiting: 71 ' "$CARGO_TARGET_DIR/$target.log"
