@@ -480,3 +480,47 @@ pub async fn counting_engine(api: &Api, target_name: &str, role: &str, ttl: &str
         assert!((200..300).contains(&status), "{path}: {status} {body}");
     }
 }
+
+/// The issuer kube-apiserver names in its service-account tokens by
+/// default.
+pub const K8S_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// The service account's uid in [`projected_claims`], which a TokenReview
+/// of such a token names as the user's uid.
+pub const K8S_SERVICE_ACCOUNT_UID: &str = "7e6d5c4b-3a29-4817-b6a5-f4e3d2c1b0a9";
+
+/// The claims kube-apiserver puts in a projected service-account token
+/// for `namespace/name` (mounted in a pod named after it), for
+/// `audience`, valid for an hour from now.
+pub fn projected_claims(namespace: &str, name: &str, audience: &str) -> serde_json::Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    serde_json::json!({
+        "aud": [audience],
+        "exp": now + 3600,
+        "iat": now,
+        "iss": K8S_ISSUER,
+        "jti": "3f4e5d6c-7b8a-4c9d-8e0f-1a2b3c4d5e6f",
+        "kubernetes.io": {
+            "namespace": namespace,
+            "node": {"name": "node-1", "uid": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"},
+            "pod": {"name": format!("{name}-5d8f7c9b6-abcde"), "uid": "2c3d4e5f-6a7b-4c8d-9e0f-a1b2c3d4e5f6"},
+            "serviceaccount": {"name": name, "uid": K8S_SERVICE_ACCOUNT_UID}
+        },
+        "nbf": now,
+        "sub": format!("system:serviceaccount:{namespace}:{name}")
+    })
+}
+
+/// `claims` signed with ES256 by `key` (a P-256 key pair), under the
+/// header kube-apiserver writes: `alg` and `kid`, no `typ`.
+pub fn sign_jwt(key: &rcgen::KeyPair, claims: &serde_json::Value) -> String {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = None;
+    header.kid = Some("e2e".into());
+    let key = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}

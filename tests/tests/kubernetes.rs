@@ -9,51 +9,21 @@
 
 use std::process::Output;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use secretd_tests::{Db, Server, ok, on_both_databases, secretctl, secretctl_env};
-use serde_json::{Value, json};
+use secretd_tests::{
+    Db, K8S_ISSUER as ISSUER, Server, ok, on_both_databases, projected_claims as projected,
+    secretctl, secretctl_env, sign_jwt as sign,
+};
+use serde_json::Value;
 
 on_both_databases!(a_pod_logs_in_with_secretctl_and_reads_its_secrets);
 
 const ROOT: &str = "e2e-root-token";
-const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 const APP_READER: &str = r#"
 path "secret/data/app/*" {
   capabilities = ["read"]
 }
 "#;
-
-/// The claims kube-apiserver puts in a projected token for `ns/name`.
-fn projected(namespace: &str, name: &str, audience: &str) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    json!({
-        "aud": [audience],
-        "exp": now + 3600,
-        "iat": now,
-        "iss": ISSUER,
-        "jti": "3f4e5d6c-7b8a-4c9d-8e0f-1a2b3c4d5e6f",
-        "kubernetes.io": {
-            "namespace": namespace,
-            "node": {"name": "node-1", "uid": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"},
-            "pod": {"name": format!("{name}-5d8f7c9b6-abcde"), "uid": "2c3d4e5f-6a7b-4c8d-9e0f-a1b2c3d4e5f6"},
-            "serviceaccount": {"name": name, "uid": "7e6d5c4b-3a29-4817-b6a5-f4e3d2c1b0a9"}
-        },
-        "nbf": now,
-        "sub": format!("system:serviceaccount:{namespace}:{name}")
-    })
-}
-
-fn sign(key: &rcgen::KeyPair, claims: &Value) -> String {
-    let mut header = Header::new(Algorithm::ES256);
-    header.typ = None;
-    header.kid = Some("e2e".into());
-    let key = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
-    jsonwebtoken::encode(&header, claims, &key).unwrap()
-}
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()

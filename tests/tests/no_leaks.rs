@@ -8,34 +8,11 @@
 
 use std::process::{Command, Stdio};
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secretd_tests::{
-    Api, Server, TestDatabase, binary, counting_engine, counting_target, initialize_static, ok,
-    secretctl, static_seal_config,
+    Api, K8S_ISSUER as ISSUER, Server, TestDatabase, binary, counting_engine, counting_target,
+    initialize_static, ok, projected_claims, secretctl, sign_jwt, static_seal_config,
 };
 use serde_json::{Value, json};
-
-const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
-
-fn projected_jwt(key: &rcgen::KeyPair) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = json!({
-        "aud": ["secretd"], "exp": now + 3600, "iat": now, "nbf": now, "iss": ISSUER,
-        "kubernetes.io": {
-            "namespace": "prod",
-            "pod": {"name": "app-1", "uid": "2c3d4e5f-6a7b-4c8d-9e0f-a1b2c3d4e5f6"},
-            "serviceaccount": {"name": "app", "uid": "7e6d5c4b-3a29-4817-b6a5-f4e3d2c1b0a9"}
-        },
-        "sub": "system:serviceaccount:prod:app"
-    });
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some("k1".into());
-    let key = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
-    jsonwebtoken::encode(&header, &claims, &key).unwrap()
-}
 
 /// Runs `secretctl` with `env` only; returns (exit code, stdout, stderr).
 fn secretctl_with(url: &str, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
@@ -148,7 +125,7 @@ async fn no_secret_or_token_reaches_a_log() {
             "token_policies=app",
         ],
     ));
-    let jwt = projected_jwt(&key);
+    let jwt = sign_jwt(&key, &projected_claims("prod", "app", "secretd"));
     secrets.push(("a service-account JWT".into(), jwt.clone()));
     std::fs::write(path("jwt"), &jwt).unwrap();
     let (status, login) = Api::new(url, "")
@@ -198,8 +175,8 @@ async fn no_secret_or_token_reaches_a_log() {
             .0,
         403
     );
-    let forged =
-        projected_jwt(&rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap());
+    let stranger_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let forged = sign_jwt(&stranger_key, &projected_claims("prod", "app", "secretd"));
     secrets.push(("a forged JWT".into(), forged.clone()));
     let (status, _) = Api::new(url, "")
         .call(

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use secretd::auth::ldap::slapd::{self, Slapd};
-use secretd_tests::{Api, Server, TestDatabase};
+use secretd_tests::{
+    Api, K8S_ISSUER as ISSUER, K8S_SERVICE_ACCOUNT_UID, Server, TestDatabase, projected_claims,
+    sign_jwt,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -268,8 +271,6 @@ async fn a_slow_or_silent_ldap_server_fails_logins_in_bounded_time_and_nothing_e
 
 // --- Kubernetes -----------------------------------------------------------
 
-const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
-
 /// How the in-test API server answers a TokenReview.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Review {
@@ -378,7 +379,7 @@ fn serve_review(
     let mut answer = request.clone();
     answer["status"] = json!({
         "authenticated": true,
-        "user": {"username": "system:serviceaccount:prod:app", "uid": "uid-app"},
+        "user": {"username": "system:serviceaccount:prod:app", "uid": K8S_SERVICE_ACCOUNT_UID},
         "audiences": request["spec"]["audiences"],
     });
     let answer = answer.to_string();
@@ -397,26 +398,8 @@ fn serve_review(
 /// A service-account JWT for `prod/app`, as kube-apiserver projects it
 /// (its signature is for the API server to check).
 fn service_account_jwt() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims = json!({
-        "aud": ["secretd"], "exp": now + 3600, "iat": now, "nbf": now, "iss": ISSUER,
-        "kubernetes.io": {
-            "namespace": "prod",
-            "serviceaccount": {"name": "app", "uid": "uid-app"}
-        },
-        "sub": "system:serviceaccount:prod:app"
-    });
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let key = jsonwebtoken::EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).unwrap();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
-        &claims,
-        &key,
-    )
-    .unwrap()
+    sign_jwt(&key, &projected_claims("prod", "app", "secretd"))
 }
 
 /// secretd's limit on a whole TokenReview call (`auth/kubernetes/https.rs`).
